@@ -16,6 +16,8 @@ def run(
     argv: Sequence[str],
     *,
     input: bytes | str | None = None,
+    stdin=None,
+    cwd=None,
     check: bool = True,
     capture: bool = True,
     timeout: float | None = None,
@@ -24,15 +26,18 @@ def run(
     """Run *argv*, log it at debug level, and raise CommandError on failure.
 
     Output is captured as text unless *capture* is false, in which case it goes
-    to the caller's stdout and stderr.
+    to the caller's stdout and stderr. *stdin* may be an open file to read from
+    instead of *input*.
     """
     argv = [str(a) for a in argv]
     log.debug("run: %s", shlex.join(argv))
-    text = not isinstance(input, bytes)
+    text = isinstance(input, str) or (input is None and stdin is None)
     try:
         result = subprocess.run(
             argv,
             input=input,
+            stdin=stdin,
+            cwd=cwd,
             stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.PIPE if capture else None,
             text=text,

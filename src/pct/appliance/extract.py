@@ -1,0 +1,78 @@
+"""Unpack a template archive into a container's root directory.
+
+GNU tar does the unpacking: it refuses member names containing ``..``, strips
+leading ``/`` from member names, and extracts symlinks that point outside or
+upwards as placeholders replaced only at the end, so a later member cannot be
+written through them. For unprivileged containers tar runs inside a user
+namespace mapped like the container, so owners land shifted into the
+container's id range and device nodes, which that namespace cannot create, are
+left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pct.errors import CommandError, TemplateError
+from pct.run import run
+
+# Magic bytes at the start of each compressed format, and tar's flag for it.
+_COMPRESSION_MAGIC = [
+    (b"\x1f\x8b", "--gzip"),
+    (b"\xfd7zXZ\x00", "--xz"),
+    (b"\x28\xb5\x2f\xfd", "--zstd"),
+    (b"\x89LZO", "--lzop"),
+    (b"BZh", "--bzip2"),
+]
+_TAR_MAGIC_OFFSET = 257
+
+
+def detect_compression(path: Path) -> str | None:
+    """Return tar's decompression flag for *path*, None for a plain tar.
+
+    Raise TemplateError when the file is neither a known compressed stream
+    nor a tar archive.
+    """
+    with open(path, "rb") as archive:
+        head = archive.read(512)
+    for magic, flag in _COMPRESSION_MAGIC:
+        if head.startswith(magic):
+            return flag
+    if head[_TAR_MAGIC_OFFSET:_TAR_MAGIC_OFFSET + 5] == b"ustar":
+        return None
+    raise TemplateError(f"template '{path}' is not a tar archive (compressed with gzip, xz, zstd or lzo, or plain)")
+
+
+def extract_template(archive: Path, rootfs: Path, id_map: tuple[int, int] | None, vmid: int) -> None:
+    """Unpack *archive* into the empty directory *rootfs*.
+
+    *id_map* is ``(host_id_of_root, count)`` for an unprivileged container.
+    """
+    if not archive.is_file():
+        raise TemplateError(f"template '{archive}' does not exist", vmid)
+    compression = detect_compression(archive)
+
+    tar = ["tar", "-x", "-f", "-", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+           "--same-permissions", "--sparse", "-C", "."]
+    if compression:
+        tar.insert(1, compression)
+    if id_map is not None:
+        host_id, count = id_map
+        tar += ["--exclude=./dev/*"]
+        tar = ["lxc-usernsexec", "-m", f"u:0:{host_id}:{count}", "-m", f"g:0:{host_id}:{count}", "--"] + tar
+
+    # tar reads the archive from stdin and works in the current directory, so
+    # the mapped user never needs to open the host paths leading to either.
+    with open(archive, "rb") as stream:
+        try:
+            run(tar, stdin=stream, cwd=rootfs)
+        except CommandError as exc:
+            raise TemplateError(f"unable to extract template '{archive.name}': {_first_error(exc.stderr)}", vmid) from exc
+
+
+def _first_error(stderr: str) -> str:
+    for line in stderr.splitlines():
+        line = line.strip()
+        if line and "Exiting with failure" not in line:
+            return line
+    return "tar failed"

@@ -1,0 +1,281 @@
+"""Container operations that change configs and volumes: create, set, destroy, unlock.
+
+Each read-modify-write of a config happens under the container's flock.
+Long actions also record ``lock: <kind>`` in the config, so a crash leaves a
+visible lock that ``pct unlock`` or ``pct destroy`` clears.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pct.appliance.extract import detect_compression, extract_template
+from pct.config.format import ContainerConfig, Section, load_config, write_config
+from pct.config.model import generate_hwaddr, parse_mount, parse_net, settings_from_config
+from pct.config.propstring import format_size
+from pct.config.schema import is_settable, lookup_option, validate_option
+from pct.errors import LockError, ParameterError, PctError, TemplateError
+from pct.locks import config_lock
+from pct.paths import Paths
+from pct.runtime.guestprep import prepare_guest
+from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
+from pct.runtime.mounts import mount_rootfs, unmount_all
+from pct.runtime.state import is_running
+from pct.storage import get_storage, parse_volume_id
+
+log = logging.getLogger(__name__)
+
+MIN_VMID = 100
+MAX_VMID = 999999999
+GIB = 1024 ** 3
+DEFAULT_ROOTFS_GIB = "4"
+_ALLOCATION = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*):(\d+(?:\.\d+)?)$")
+
+
+def check_vmid(vmid: int) -> None:
+    if vmid < MIN_VMID:
+        raise ParameterError("vmid", f"value must have a minimum value of {MIN_VMID}", vmid)
+    if vmid > MAX_VMID:
+        raise ParameterError("vmid", f"value must have a maximum value of {MAX_VMID}", vmid)
+
+
+@dataclass
+class CreateRequest:
+    """What ``pct create`` was asked for, options already as config strings."""
+
+    vmid: int
+    template: str
+    options: dict[str, str] = field(default_factory=dict)
+    storage: str = "local"
+    password: str | None = None
+    ssh_public_keys: str | None = None
+
+
+def resolve_template(paths: Paths, template: str, vmid: int) -> Path:
+    """Return the host path of *template*: an absolute path or a ``storage:vztmpl/`` id."""
+    if template.startswith("/"):
+        path = Path(template)
+    else:
+        storage_id, volname = parse_volume_id(template)
+        path = get_storage(paths, storage_id).template_path(volname)
+    if not path.is_file():
+        raise TemplateError(f"template '{template}' does not exist", vmid)
+    return path
+
+
+def create_container(paths: Paths, request: CreateRequest) -> None:
+    """Create a container from a template; on failure leave no config, volume or mount."""
+    vmid = request.vmid
+    check_vmid(vmid)
+    template = resolve_template(paths, request.template, vmid)
+    detect_compression(template)
+    main = _initial_section(request)
+
+    undo: list[Callable[[], None]] = []
+    with config_lock(paths, vmid):
+        if paths.conf(vmid).exists():
+            raise PctError(f"CT {vmid} already exists", vmid)
+        paths.lxc_conf_dir.mkdir(parents=True, exist_ok=True)
+        config = ContainerConfig(description=request.options.get("description", ""), main=main,
+                                 snapshots={}, pending=None, warnings=[])
+        config.main.set("lock", "create")
+        write_config(paths, vmid, config)
+        undo.append(lambda: paths.conf(vmid).unlink(missing_ok=True))
+
+        try:
+            _populate(paths, request, config, template, undo)
+        except BaseException:
+            _roll_back(undo, vmid)
+            raise
+
+        config.main.delete("lock")
+        write_config(paths, vmid, config)
+
+
+def _initial_section(request: CreateRequest) -> Section:
+    """Validate the requested options and return the main config section."""
+    vmid = request.vmid
+    options = dict(request.options)
+    options.setdefault("unprivileged", "1")
+    options.setdefault("rootfs", f"{request.storage}:{DEFAULT_ROOTFS_GIB}")
+    options.pop("description", None)
+
+    section = Section(entries=[])
+    for key, value in options.items():
+        if lookup_option(key) is None:
+            raise ParameterError(key, "property is not defined in schema", vmid)
+        normalised = validate_option(key, value, vmid)
+        if key.startswith("net"):
+            normalised = _with_hwaddr(key, normalised)
+        section.set(key, normalised)
+    return section
+
+
+def _with_hwaddr(key: str, value: str) -> str:
+    """Add a generated MAC address to a ``net[n]`` value that has none."""
+    if parse_net(value, int(key[3:])).hwaddr:
+        return value
+    return validate_option(key, f"{value},hwaddr={generate_hwaddr()}")
+
+
+def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, template: Path,
+              undo: list[Callable[[], None]]) -> None:
+    vmid = request.vmid
+    unprivileged = config.main.get("unprivileged") == "1"
+
+    rootfs_value = _allocate_rootfs(paths, vmid, config.main.get("rootfs"), unprivileged, undo)
+    config.main.set("rootfs", rootfs_value)
+    write_config(paths, vmid, config)
+
+    settings = settings_from_config(config, vmid)
+    rootfs = mount_rootfs(paths, settings)
+    undo.append(lambda: unmount_all(paths, vmid))
+
+    id_map = UNPRIVILEGED_ID_MAP if unprivileged else None
+    extract_template(template, rootfs, id_map, vmid)
+    ostype = prepare_guest(settings, rootfs, phase="create", password=request.password,
+                           ssh_public_keys=request.ssh_public_keys)
+    if not config.main.get("ostype"):
+        config.main.set("ostype", ostype)
+    if not config.main.get("arch"):
+        config.main.set("arch", "amd64")
+    unmount_all(paths, vmid)
+
+
+def _allocate_rootfs(paths: Paths, vmid: int, value: str, unprivileged: bool,
+                     undo: list[Callable[[], None]]) -> str:
+    """Replace ``STORAGE:SIZE_GIB`` in the rootfs value by a newly allocated volume."""
+    mount = parse_mount("rootfs", value)
+    match = _ALLOCATION.match(mount.volume)
+    if not match:
+        storage_id, volname = parse_volume_id(mount.volume)
+        if not get_storage(paths, storage_id).volume_path(volname).exists():
+            raise PctError(f"CT {vmid}: rootfs volume '{mount.volume}' does not exist", vmid)
+        return value
+
+    storage_id, size_gib = match.group(1), float(match.group(2))
+    size = int(size_gib * GIB)
+    storage = get_storage(paths, storage_id)
+    volname = storage.alloc_volume(vmid, size, unprivileged)
+    undo.append(lambda: storage.free_volume(volname))
+    rest = value.split(",", 1)[1] if "," in value else ""
+    options = [f"{storage_id}:{volname}"] + ([rest] if rest else [])
+    if size and "size=" not in rest:
+        options.append(f"size={format_size(size)}")
+    return validate_option("rootfs", ",".join(options), vmid)
+
+
+def _roll_back(undo: list[Callable[[], None]], vmid: int) -> None:
+    for step in reversed(undo):
+        try:
+            step()
+        except Exception as exc:  # keep undoing; report each failure once
+            log.error("CT %s: rollback step failed: %s", vmid, exc)
+
+
+def set_options(paths: Paths, vmid: int, changes: dict[str, str], delete: list[str]) -> None:
+    """Validate and write option changes and deletions in one locked step.
+
+    # Limitation: changes to a running container take effect at its next start;
+    # live application and the pending section are not implemented yet.
+    """
+    normalised = {}
+    for key, value in changes.items():
+        if key.startswith("lxc."):
+            raise ParameterError(key, "raw LXC keys cannot be set with 'pct set'; edit the config file", vmid)
+        if not is_settable(key):
+            if lookup_option(key) is None:
+                raise ParameterError(key, "property is not defined in schema", vmid)
+            raise ParameterError(key, "option is not supported by 'pct set' yet", vmid)
+        normalised[key] = validate_option(key, value, vmid)
+    for key in delete:
+        if lookup_option(key) is None:
+            raise ParameterError("delete", f"unknown option '{key}'", vmid)
+        if key in normalised:
+            raise ParameterError("delete", f"cannot set and delete '{key}' at the same time", vmid)
+
+    with config_lock(paths, vmid):
+        config = load_config(paths, vmid)
+        lock = config.main.get("lock")
+        if lock and set(normalised) | set(delete) != {"lock"}:
+            raise LockError(f"CT {vmid} is locked ({lock})", vmid)
+        for key, value in normalised.items():
+            if key.startswith("net"):
+                value = _with_hwaddr(key, value)
+            if key == "description":
+                config.description = value
+            else:
+                config.main.set(key, value)
+        for key in delete:
+            if key == "description":
+                config.description = ""
+            config.main.delete(key)
+        settings_from_config(config, vmid)
+        write_config(paths, vmid, config)
+
+
+def unlock_container(paths: Paths, vmid: int) -> None:
+    with config_lock(paths, vmid):
+        config = load_config(paths, vmid)
+        config.main.delete("lock")
+        write_config(paths, vmid, config)
+
+
+def destroy_container(paths: Paths, vmid: int, force: bool = False) -> None:
+    """Remove the container's volumes, its config and its LXC directory.
+
+    A container left locked ``create`` by a killed ``pct create`` may be
+    destroyed; other locks must be cleared with ``pct unlock`` first.
+    """
+    from pct.runtime.lifecycle import stop_container
+
+    with config_lock(paths, vmid):
+        config = load_config(paths, vmid)
+        main = config.main
+        if main.get("protection") == "1":
+            raise PctError(f"can't remove CT {vmid} - protection mode enabled", vmid)
+        lock = main.get("lock")
+        if lock and lock not in ("create", "destroyed"):
+            raise LockError(f"CT {vmid} is locked ({lock})", vmid)
+        if is_running(paths, vmid):
+            if not force:
+                raise PctError(f"CT {vmid} is running - destroy failed", vmid)
+            stop_container(paths, vmid)
+
+        unmount_all(paths, vmid)
+        for volume in _owned_volumes(config, vmid):
+            _free(paths, volume, vmid)
+        paths.conf(vmid).unlink()
+        shutil.rmtree(paths.lxc_dir(vmid), ignore_errors=True)
+
+
+def _owned_volumes(config: ContainerConfig, vmid: int) -> list[str]:
+    """Return storage volume ids that belong to *vmid*, from every section."""
+    sections = [config.main] + list(config.snapshots.values())
+    if config.pending:
+        sections.append(config.pending)
+    volumes: list[str] = []
+    for section in sections:
+        for key in section.keys():
+            if key == "rootfs" or re.fullmatch(r"(mp|unused)\d+", key):
+                volume = section.get(key).split(",", 1)[0].removeprefix("volume=")
+                if not volume.startswith("/") and volume not in volumes:
+                    volumes.append(volume)
+    return volumes
+
+
+def _free(paths: Paths, volume: str, vmid: int) -> None:
+    storage_id, volname = parse_volume_id(volume)
+    owner = volname.split("/", 1)[0]
+    if owner != str(vmid):
+        log.warning("CT %s: keeping volume '%s' of another owner", vmid, volume)
+        return
+    storage = get_storage(paths, storage_id)
+    if storage.volume_path(volname).exists():
+        storage.free_volume(volname)

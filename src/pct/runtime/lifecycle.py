@@ -1,0 +1,124 @@
+"""Start, stop, shut down and reboot containers through LXC."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from pct.config.format import load_config
+from pct.config.model import settings_from_config
+from pct.errors import CommandError, PctError
+from pct.locks import config_lock
+from pct.paths import Paths
+from pct.run import run
+from pct.runtime.cgroups import detect_layout
+from pct.runtime.guestprep import prepare_guest
+from pct.runtime.lxcconf import generate_lxc_config, write_lxc_config
+from pct.runtime.mounts import mount_rootfs, unmount_all
+from pct.runtime.state import is_running
+
+log = logging.getLogger(__name__)
+
+STOP_POLL_SECONDS = 0.02
+
+
+def start_container(paths: Paths, vmid: int, debug: bool = False) -> None:
+    """Mount the volumes, set up the guest, write the LXC config and start it.
+
+    Returns once LXC reports the container running. On any failure the
+    container is left stopped with nothing mounted.
+    """
+    with config_lock(paths, vmid):
+        settings = settings_from_config(load_config(paths, vmid), vmid)
+        check_startable(paths, settings)
+
+        rootfs = mount_rootfs(paths, settings)
+        try:
+            ostype = prepare_guest(settings, rootfs, phase="start")
+            text = generate_lxc_config(settings, paths, detect_layout(), ostype)
+            write_lxc_config(paths, vmid, text)
+            _lxc_start(paths, vmid, debug)
+        except BaseException:
+            unmount_all(paths, vmid)
+            raise
+
+
+def check_startable(paths: Paths, settings) -> None:
+    """Raise PctError when *settings* describe a container that must not start."""
+    vmid = settings.vmid
+    if settings.template:
+        raise PctError(f"CT {vmid} is a template and cannot be started; clone it instead", vmid)
+    if settings.lock:
+        raise PctError(f"CT {vmid} is locked ({settings.lock})", vmid)
+    if is_running(paths, vmid):
+        raise PctError(f"CT {vmid} already running", vmid)
+    for net in settings.nets:
+        if net.bridge and not Path(f"/sys/class/net/{net.bridge}/bridge").is_dir():
+            raise PctError(f"CT {vmid}: net{net.index}: bridge '{net.bridge}' does not exist", vmid)
+
+
+def _lxc_start(paths: Paths, vmid: int, debug: bool) -> None:
+    log_file = paths.lxc_dir(vmid) / "lxc.log"
+    level = "DEBUG" if debug else "ERROR"
+    log_file.unlink(missing_ok=True)
+    argv = ["lxc-start", "-P", paths.lxc_path, "-n", str(vmid), "-d", "-o", log_file, "-l", level]
+    try:
+        run(argv)
+    except CommandError as exc:
+        raise PctError(f"CT {vmid}: startup failed: {_lxc_failure(log_file) or exc.message}", vmid) from exc
+
+
+def _lxc_failure(log_file: Path) -> str | None:
+    """Return the most telling error line of an LXC log."""
+    try:
+        lines = [line for line in log_file.read_text(errors="replace").splitlines() if " ERROR " in line]
+    except OSError:
+        return None
+    if not lines:
+        return None
+    message = lines[0].split(" - ", 1)[-1]
+    return f"{message} (see {log_file})"
+
+
+def stop_container(paths: Paths, vmid: int) -> None:
+    """Stop the container at once, like pulling the plug."""
+    _require_running(paths, vmid)
+    run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-k"], check=False)
+    _wait_stopped(paths, vmid, timeout=30)
+
+
+def shutdown_container(paths: Paths, vmid: int, timeout: int = 60, force_stop: bool = False) -> None:
+    """Ask the guest's init to power off; on timeout, stop it or raise."""
+    _require_running(paths, vmid)
+    result = run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-t", str(timeout), "--nokill"],
+                 check=False)
+    if result.returncode != 0 and is_running(paths, vmid):
+        if not force_stop:
+            raise PctError(f"CT {vmid}: shutdown timed out after {timeout} s; "
+                           "use --forceStop 1 to stop it anyway", vmid)
+        log.warning("CT %s: shutdown timed out after %s s, stopping it", vmid, timeout)
+        run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-k"], check=False)
+    _wait_stopped(paths, vmid, timeout=30)
+
+
+def reboot_container(paths: Paths, vmid: int, timeout: int = 60) -> None:
+    """Shut the container down cleanly and start it again with the current config."""
+    shutdown_container(paths, vmid, timeout=timeout, force_stop=True)
+    start_container(paths, vmid)
+
+
+def _require_running(paths: Paths, vmid: int) -> None:
+    load_config(paths, vmid)
+    if not is_running(paths, vmid):
+        raise PctError(f"CT {vmid} not running", vmid)
+
+
+def _wait_stopped(paths: Paths, vmid: int, timeout: float) -> None:
+    """Wait for the LXC monitor to exit, then unmount what the hook left."""
+    deadline = time.monotonic() + timeout
+    while is_running(paths, vmid):
+        if time.monotonic() > deadline:
+            raise PctError(f"CT {vmid}: still running {timeout} s after the stop request", vmid)
+        time.sleep(STOP_POLL_SECONDS)
+    unmount_all(paths, vmid)

@@ -1,0 +1,130 @@
+"""Generate the LXC config that ``lxc-start`` reads, from a parsed container config.
+
+The file is rewritten before every start and never edited by hand. Raw
+``lxc.*`` keys of the container config come last, so they override.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from pct.paths import Paths
+from pct.runtime.cgroups import CgroupLayout, limit_keys
+
+log = logging.getLogger(__name__)
+
+LXC_CONFIG_DIR = Path("/usr/share/lxc/config")
+UNPRIVILEGED_ID_MAP = (100000, 65536)
+
+LXC_ARCH = {
+    "amd64": "amd64", "i386": "i686", "arm64": "aarch64", "armhf": "armhf",
+    "riscv32": "riscv32", "riscv64": "riscv64",
+}
+
+
+def veth_name(vmid: int, index: int) -> str:
+    """Return the host-side name of the veth of ``net<index>``."""
+    return f"veth{vmid}i{index}"
+
+
+def generate_lxc_config(settings, paths: Paths, layout: CgroupLayout, ostype: str | None) -> str:
+    """Return the LXC config text for *settings*."""
+    keys: list[tuple[str, str]] = []
+    keys += _base_keys(settings, ostype)
+    keys += _security_keys(settings)
+    keys += limit_keys(settings, layout)
+    keys += [("lxc.rootfs.path", str(paths.rootfs_mount(settings.vmid)))]
+    keys += _network_keys(settings)
+    keys += _hook_keys(paths)
+
+    generated = {key for key, _ in keys}
+    for key, value in settings.raw_lxc:
+        if key in generated:
+            log.warning("CT %s: raw key '%s' overrides a generated value", settings.vmid, key)
+        keys.append((key, value))
+
+    return "".join(f"{key} = {value}\n" for key, value in keys)
+
+
+def _base_keys(settings, ostype: str | None) -> list[tuple[str, str]]:
+    keys = [("lxc.arch", LXC_ARCH.get(settings.arch or "amd64", settings.arch))]
+    keys.append(("lxc.include", str(_common_config(ostype, "common"))))
+    if settings.unprivileged:
+        keys.append(("lxc.include", str(_common_config(ostype, "userns"))))
+    keys += [
+        ("lxc.monitor.unshare", "1"),
+        ("lxc.uts.name", settings.hostname),
+        ("lxc.tty.max", str(settings.tty)),
+        ("lxc.autodev", "1"),
+    ]
+    if not settings.console:
+        keys.append(("lxc.console.path", "none"))
+    return keys
+
+
+def _common_config(ostype: str | None, kind: str) -> Path:
+    """Return LXC's per-distribution include file, or the generic one."""
+    specific = LXC_CONFIG_DIR / f"{ostype}.{kind}.conf"
+    if ostype and specific.exists():
+        return specific
+    return LXC_CONFIG_DIR / f"{kind}.conf"
+
+
+def _security_keys(settings) -> list[tuple[str, str]]:
+    keys = []
+    if _host_has_apparmor():
+        keys.append(("lxc.apparmor.profile", "generated"))
+        keys.append(("lxc.apparmor.allow_nesting", "0"))
+    if settings.unprivileged:
+        host_id, count = UNPRIVILEGED_ID_MAP
+        keys.append(("lxc.idmap", f"u 0 {host_id} {count}"))
+        keys.append(("lxc.idmap", f"g 0 {host_id} {count}"))
+    return keys
+
+
+def _host_has_apparmor() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as enabled:
+            return enabled.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def _network_keys(settings) -> list[tuple[str, str]]:
+    keys = []
+    for position, net in enumerate(settings.nets):
+        prefix = f"lxc.net.{position}"
+        keys += [
+            (f"{prefix}.type", "veth"),
+            (f"{prefix}.veth.pair", veth_name(settings.vmid, net.index)),
+            (f"{prefix}.name", net.name),
+        ]
+        if net.bridge:
+            keys.append((f"{prefix}.link", net.bridge))
+        if net.hwaddr:
+            keys.append((f"{prefix}.hwaddr", net.hwaddr))
+        if net.mtu:
+            keys.append((f"{prefix}.mtu", str(net.mtu)))
+        if not net.link_down:
+            keys.append((f"{prefix}.flags", "up"))
+    return keys
+
+
+def _hook_keys(paths: Paths) -> list[tuple[str, str]]:
+    # LXC appends "<name> lxc post-stop" to the command line.
+    hook = shlex.join([sys.executable, "-m", "pct.runtime.hooks", str(paths.root)])
+    return [("lxc.hook.post-stop", hook)]
+
+
+def write_lxc_config(paths: Paths, vmid: int, text: str) -> Path:
+    """Write the generated config atomically and return its path."""
+    target = paths.lxc_config(vmid)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".config.tmp.{os.getpid()}")
+    temporary.write_text(text)
+    os.replace(temporary, target)
+    return target

@@ -1,0 +1,55 @@
+"""Mount and unmount a container's volumes at its rootfs mount point."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pct.errors import StorageError
+from pct.paths import Paths
+from pct.run import run
+from pct.storage import get_storage, parse_volume_id
+
+
+def is_mountpoint(path: Path) -> bool:
+    """Return whether *path* is a mount point, read from the mount table."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            fields = line.split()
+            if _unescape(fields[4]) == target:
+                return True
+    return False
+
+
+def _unescape(field: str) -> str:
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def mount_rootfs(paths: Paths, settings) -> Path:
+    """Mount the root volume of *settings* at the container's rootfs directory."""
+    if settings.rootfs is None:
+        raise StorageError(f"CT {settings.vmid}: no rootfs configured", settings.vmid)
+    target = paths.rootfs_mount(settings.vmid)
+    target.mkdir(parents=True, exist_ok=True)
+    if is_mountpoint(target):
+        return target
+    storage_id, volname = parse_volume_id(settings.rootfs.volume)
+    get_storage(paths, storage_id).mount_volume(volname, target, read_only=settings.rootfs.ro)
+    return target
+
+
+def unmount_all(paths: Paths, vmid: int) -> None:
+    """Unmount everything below the container's rootfs directory, deepest first.
+
+    Loop devices are attached with autoclear, so unmounting detaches them.
+    """
+    target = os.path.realpath(paths.rootfs_mount(vmid))
+    mounted = []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            mount_point = _unescape(line.split()[4])
+            if mount_point == target or mount_point.startswith(target + "/"):
+                mounted.append(mount_point)
+    for mount_point in sorted(set(mounted), key=len, reverse=True):
+        run(["umount", mount_point])
