@@ -1,0 +1,77 @@
+"""Build a Debian "standard" template with debootstrap.
+
+The packages come from the Debian mirror the host's apt already uses. The
+result is named like Proxmox VE's templates:
+``debian-<major>-standard_<version>-1_<arch>.tar.zst``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from pct.errors import TemplateError
+from pct.run import run
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+SUITES = {"11": "bullseye", "12": "bookworm", "13": "trixie"}
+PACKAGES = (
+    "systemd-sysv", "ifupdown", "isc-dhcp-client", "iproute2", "iputils-ping", "openssh-server",
+    "procps", "less", "nano", "cron", "ca-certificates", "locales", "tzdata", "dbus",
+)
+
+
+def host_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
+    """Return the first Debian mirror URI the host's apt uses."""
+    candidates = sorted((sources_dir / "sources.list.d").glob("*.sources")) + [sources_dir / "sources.list"]
+    for source in candidates:
+        try:
+            text = source.read_text()
+        except OSError:
+            continue
+        for match in re.finditer(r"^(?:URIs:\s*|deb\s+(?:\[[^\]]*\]\s+)?)(\S+)", text, re.MULTILINE):
+            uri = match.group(1)
+            if "security" not in uri and uri.startswith(("http://", "https://")):
+                return uri.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def build_debian_template(output_dir: Path, release: str = "12", arch: str = "amd64",
+                          mirror: str | None = None) -> Path:
+    """Bootstrap Debian *release* and pack it as a zstd template in *output_dir*."""
+    if release not in SUITES:
+        raise TemplateError(f"unknown Debian release '{release}'; known: {', '.join(SUITES)}")
+    if shutil.which("debootstrap") is None:
+        raise TemplateError("debootstrap not found: install the 'debootstrap' package")
+    mirror = mirror or host_mirror()
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(prefix="pct-debootstrap-", dir=output_dir) as workdir:
+        tree = Path(workdir) / "rootfs"
+        run(["debootstrap", "--variant=minbase", f"--arch={arch}", f"--include={','.join(PACKAGES)}",
+             SUITES[release], str(tree), mirror], timeout=3600)
+        _clean_tree(tree)
+        version = (tree / "etc/debian_version").read_text().strip()
+        name = f"debian-{release}-standard_{version}-1_{arch}.tar.zst"
+        output = output_dir / name
+        partial = Path(workdir) / name
+        run(["tar", "--zstd", "-cpf", str(partial), "--numeric-owner", "--xattrs", "--xattrs-include=*",
+             "--sparse", "-C", str(tree), "."])
+        os.replace(partial, output)
+    return output
+
+
+def _clean_tree(tree: Path) -> None:
+    """Remove what must be unique per container or is only a download cache."""
+    for pattern in ("etc/ssh/ssh_host_*", "var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_Packages"):
+        for path in tree.glob(pattern):
+            path.unlink()
+    (tree / "etc/machine-id").write_text("")
+    (tree / "etc/hostname").write_text("localhost\n")
+    resolv = tree / "etc/resolv.conf"
+    if resolv.is_symlink() or resolv.exists():
+        resolv.unlink()
+    resolv.write_text("")

@@ -1,0 +1,68 @@
+"""What every command-line tool shares: option spelling, the error edge, output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from typing import Callable
+
+from pct.errors import PctError
+
+_SINGLE_DASH_LONG = re.compile(r"^-[A-Za-z][A-Za-z0-9_-]+(=.*)?$")
+OUTPUT_FORMATS = ("text", "json", "json-pretty")
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """Accept ``-memory 512`` as ``--memory 512``; leave everything after ``--`` alone."""
+    result = []
+    for position, token in enumerate(argv):
+        if token == "--":
+            return result + argv[position:]
+        if _SINGLE_DASH_LONG.match(token):
+            token = "-" + token
+        result.append(token)
+    return result
+
+
+def debug_enabled(argv: list[str]) -> bool:
+    return os.environ.get("PCT_DEBUG") == "1" or "--debug" in argv[: _end_of_options(argv)]
+
+
+def _end_of_options(argv: list[str]) -> int:
+    return argv.index("--") if "--" in argv else len(argv)
+
+
+def run_tool(name: str, argv: list[str], dispatch: Callable[[list[str]], int]) -> int:
+    """Run a tool's *dispatch*, turning library errors into one line on stderr."""
+    argv = normalise_argv(argv)
+    debug = debug_enabled(argv)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format=f"{name}: %(levelname)s: %(message)s" if debug else "%(message)s")
+    if os.geteuid() != 0:
+        print(f"{name}: must be run as root", file=sys.stderr)
+        return 1
+    try:
+        return dispatch(argv)
+    except PctError as exc:
+        if debug:
+            raise
+        print(exc.message, file=sys.stderr)
+        return 2 if exc.message.startswith("400 ") else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def print_output(data, output_format: str, text: Callable[[object], str]) -> None:
+    """Print *data* as JSON or through the *text* formatter."""
+    if output_format == "json":
+        print(json.dumps(data, sort_keys=True))
+    elif output_format == "json-pretty":
+        print(json.dumps(data, indent=4, sort_keys=True))
+    else:
+        output = text(data)
+        if output:
+            print(output)
