@@ -1,0 +1,69 @@
+"""Detect the distribution of a guest rootfs from its release files."""
+
+from __future__ import annotations
+
+from pct.errors import GuestError
+from pct.guest.rootfs import GuestRoot
+
+# openSUSE writes one of these as ID in /etc/os-release.
+_OPENSUSE_IDS = ("opensuse", "opensuse-leap", "opensuse-tumbleweed", "opensuse-microos", "opensuse-slowroll")
+
+
+def detect_ostype(root: GuestRoot) -> str:
+    """Return the ostype of the guest at *root*; raise GuestError when none matches.
+
+    The order matters: Ubuntu and Devuan also ship /etc/debian_version, and
+    Fedora also ships /etc/redhat-release.
+    """
+    if _key_value(root.read_text("/etc/lsb-release"), "DISTRIB_ID") == "Ubuntu":
+        return "ubuntu"
+    if root.exists("/etc/devuan_version"):
+        return "devuan"
+    if root.exists("/etc/debian_version"):
+        return "debian"
+    if root.exists("/etc/fedora-release"):
+        return "fedora"
+    if root.exists("/etc/redhat-release") or root.exists("/etc/centos-release"):
+        return "centos"
+    if root.exists("/etc/arch-release"):
+        return "archlinux"
+    if root.exists("/etc/alpine-release"):
+        return "alpine"
+    if root.exists("/etc/gentoo-release"):
+        return "gentoo"
+
+    os_id = _key_value(root.read_text("/etc/os-release"), "ID")
+    if root.exists("/etc/SuSE-brand") or os_id in _OPENSUSE_IDS:
+        return "opensuse"
+    if os_id == "nixos":
+        return "nixos"
+    raise GuestError(
+        "unable to detect OS distribution: no known release file such as"
+        " /etc/debian_version or /etc/os-release in the rootfs",
+        vmid=root.vmid,
+    )
+
+
+def check_ostype(configured: str | None, detected: str, vmid: int | None) -> None:
+    """Raise GuestError when the configured ostype differs from the detected one.
+
+    No configured ostype and ``unmanaged`` accept any guest.
+    """
+    if configured is None or configured == "unmanaged" or configured == detected:
+        return
+    raise GuestError(
+        f"ostype mismatch: configured '{configured}', but the rootfs contains '{detected}';"
+        f" set ostype to '{detected}' or use another template",
+        vmid=vmid,
+    )
+
+
+def _key_value(text: str | None, key: str) -> str | None:
+    """Return the value of ``KEY=value`` in a shell-style release file, quotes removed."""
+    if text is None:
+        return None
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name == key:
+            return value.strip().strip("'\"")
+    return None
