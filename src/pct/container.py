@@ -24,6 +24,7 @@ from pct.errors import LockError, ParameterError, PctError, TemplateError
 from pct.locks import config_lock
 from pct.paths import Paths
 from pct.runtime.guestprep import prepare_guest
+from pct.runtime.idmap import check_subid_ranges
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import is_running
@@ -138,6 +139,8 @@ def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, tem
     undo.append(lambda: unmount_all(paths, vmid))
 
     id_map = UNPRIVILEGED_ID_MAP if unprivileged else None
+    if id_map:
+        check_subid_ranges(*id_map, vmid)
     extract_template(template, rootfs, id_map, vmid)
     ostype = prepare_guest(settings, rootfs, phase="create", password=request.password,
                            ssh_public_keys=request.ssh_public_keys)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import subprocess
+import threading
 from typing import Sequence
 
 from pct.errors import CommandError
@@ -55,3 +57,45 @@ def run(
         log.debug("failed with status %d: %s", result.returncode, (stderr or "").strip())
         raise CommandError(argv, result.returncode, stderr or "")
     return result
+
+
+def run_fed_from_file(argv: Sequence[str], source: str, *, cwd=None) -> None:
+    """Run *argv* with the content of the file *source* written to its stdin.
+
+    The caller writes the data itself, rather than handing over the open file,
+    so that the command sees end of input and exits when the caller is killed
+    midway instead of running on unsupervised.
+    """
+    argv = [str(a) for a in argv]
+    log.debug("run: %s < %s", shlex.join(argv), source)
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, cwd=cwd)
+    stderr_chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
+    reader.start()
+    try:
+        _copy_to_pipe(source, process.stdin)
+    except BrokenPipeError:
+        pass  # the command stopped reading; its exit status tells why
+    finally:
+        try:
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
+    returncode = process.wait()
+    reader.join()
+    stderr = b"".join(stderr_chunks).decode(errors="replace")
+    if returncode != 0:
+        log.debug("failed with status %d: %s", returncode, stderr.strip())
+        raise CommandError(argv, returncode, stderr)
+
+
+def _copy_to_pipe(source: str, pipe) -> None:
+    with open(source, "rb") as data:
+        size = os.fstat(data.fileno()).st_size
+        offset = 0
+        while offset < size:
+            sent = os.sendfile(pipe.fileno(), data.fileno(), offset, min(size - offset, 1 << 22))
+            if sent == 0:
+                break
+            offset += sent

@@ -314,7 +314,7 @@ def test_interfaces_partial_auto_line_keeps_other_names():
     assert "auto eth1\n" in result
     assert "iface eth1 inet manual\n" in result
     assert "iface eth0 inet dhcp" not in result
-    assert "iface eth0 inet static\n\taddress 192.0.2.5/24\n" in result
+    assert "iface eth0 inet static\n\taddress 192.0.2.5\n\tnetmask 255.255.255.0\n" in result
     assert render_interfaces(result, [GuestNet("eth0", ip="192.0.2.5/24")]) == result
 
 

@@ -80,6 +80,7 @@ def _lay_out_tree(tree: Path, busybox: Path) -> None:
         (tree / directory).mkdir(parents=True, exist_ok=True)
     os.chmod(tree / "tmp", 0o1777)
     os.chmod(tree / "root", 0o700)
+    (tree / "var/run").symlink_to("../run")
 
     shutil.copy2(busybox, tree / "bin" / "busybox")
     for applet in APPLETS:

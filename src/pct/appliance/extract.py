@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pct.errors import CommandError, TemplateError
-from pct.run import run
+from pct.run import run_fed_from_file
 
 # Magic bytes at the start of each compressed format, and tar's flag for it.
 _COMPRESSION_MAGIC = [
@@ -63,11 +63,10 @@ def extract_template(archive: Path, rootfs: Path, id_map: tuple[int, int] | None
 
     # tar reads the archive from stdin and works in the current directory, so
     # the mapped user never needs to open the host paths leading to either.
-    with open(archive, "rb") as stream:
-        try:
-            run(tar, stdin=stream, cwd=rootfs)
-        except CommandError as exc:
-            raise TemplateError(f"unable to extract template '{archive.name}': {_first_error(exc.stderr)}", vmid) from exc
+    try:
+        run_fed_from_file(tar, str(archive), cwd=rootfs)
+    except CommandError as exc:
+        raise TemplateError(f"unable to extract template '{archive.name}': {_first_error(exc.stderr)}", vmid) from exc
 
 
 def _first_error(stderr: str) -> str:

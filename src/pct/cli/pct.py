@@ -46,13 +46,14 @@ def _output_format(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--output-format", choices=OUTPUT_FORMATS, default="text", help="output format")
 
 
-def _schema_options(sub: argparse.ArgumentParser, for_create: bool) -> None:
+def _schema_options(sub: argparse.ArgumentParser) -> None:
     """Add one option per config key, from the option schema."""
     from pct.config.schema import OPTIONS
 
     group = sub.add_argument_group("container options")
+    offered = _cli_options()
     for option in OPTIONS.values():
-        if option.name in ("lock",) or (not option.settable and not for_create):
+        if option.name == "lock" or option.name not in offered:
             continue
         names = [f"{option.name}{i}" for i in range(option.max_index + 1)] if option.indexed else [option.name]
         for position, name in enumerate(names):
@@ -65,6 +66,18 @@ def _schema_options(sub: argparse.ArgumentParser, for_create: bool) -> None:
                                    metavar="0|1", help=shown)
             else:
                 group.add_argument(f"--{name}", dest=f"opt_{name}", metavar=metavar, help=shown)
+
+
+def _cli_options() -> set[str]:
+    """Return the schema options offered on the command line.
+
+    Options that ``pct set`` cannot change yet are still accepted, so the
+    library rejects them with a message naming the key.
+    """
+    from pct.config.schema import OPTIONS
+
+    internal = {"parent", "snaptime", "snapstate"}
+    return {name for name in OPTIONS if name not in internal}
 
 
 def _collected_options(args: argparse.Namespace) -> dict[str, str]:
@@ -81,7 +94,7 @@ def _create_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--ssh-public-keys", metavar="FILE", help="file of public keys for root's authorized_keys")
     sub.add_argument("--start", nargs="?", const="1", default="0", choices=BOOLEAN_CHOICES,
                      help="start the container once it is created")
-    _schema_options(sub, for_create=True)
+    _schema_options(sub)
 
 
 def cmd_create(paths: Paths, args: argparse.Namespace) -> int:
@@ -222,7 +235,7 @@ def _set_arguments(sub: argparse.ArgumentParser) -> None:
     _vmid(sub)
     sub.add_argument("--delete", action="append", default=[], metavar="KEY[,KEY...]",
                      help="remove these options from the config")
-    _schema_options(sub, for_create=False)
+    _schema_options(sub)
 
 
 def cmd_set(paths: Paths, args: argparse.Namespace) -> int:

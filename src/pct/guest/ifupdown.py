@@ -103,7 +103,10 @@ def _inet_stanza(net: GuestNet) -> list[str]:
     address = net.static_ipv4()
     if address is None:
         return [f"iface {net.name} inet {net.ip}"]
-    return [f"iface {net.name} inet static", f"\taddress {address.with_prefixlen}", *_gateway_lines(net.name, address, net.gw, "ip")]
+    # address plus netmask, rather than CIDR alone, is read by Debian's ifupdown
+    # and by busybox's ifup alike.
+    return [f"iface {net.name} inet static", f"\taddress {address.ip}", f"\tnetmask {address.netmask}",
+            *_gateway_lines(net.name, address, net.gw, "ip")]
 
 
 def _inet6_stanza(net: GuestNet) -> list[str]:

@@ -14,7 +14,8 @@ from pct.paths import Paths
 from pct.run import run
 from pct.runtime.cgroups import detect_layout
 from pct.runtime.guestprep import prepare_guest
-from pct.runtime.lxcconf import generate_lxc_config, write_lxc_config
+from pct.runtime.idmap import check_subid_ranges
+from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP, generate_lxc_config, write_lxc_config
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import is_running
 
@@ -53,6 +54,8 @@ def check_startable(paths: Paths, settings) -> None:
         raise PctError(f"CT {vmid} is locked ({settings.lock})", vmid)
     if is_running(paths, vmid):
         raise PctError(f"CT {vmid} already running", vmid)
+    if settings.unprivileged:
+        check_subid_ranges(*UNPRIVILEGED_ID_MAP, vmid)
     for net in settings.nets:
         if net.bridge and not Path(f"/sys/class/net/{net.bridge}/bridge").is_dir():
             raise PctError(f"CT {vmid}: net{net.index}: bridge '{net.bridge}' does not exist", vmid)

@@ -56,10 +56,13 @@ def _base_keys(settings, ostype: str | None) -> list[tuple[str, str]]:
     if settings.unprivileged:
         keys.append(("lxc.include", str(_common_config(ostype, "userns"))))
     keys += [
-        ("lxc.monitor.unshare", "1"),
         ("lxc.uts.name", settings.hostname),
         ("lxc.tty.max", str(settings.tty)),
         ("lxc.autodev", "1"),
+        # LXC skips the cgroup mounts when the container could mount them
+        # itself; force them so that an init which does not (busybox, OpenRC)
+        # still sees its own limits under /sys/fs/cgroup.
+        ("lxc.mount.auto", "cgroup:mixed:force"),
     ]
     if not settings.console:
         keys.append(("lxc.console.path", "none"))

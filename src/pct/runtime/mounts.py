@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
-from pct.errors import StorageError
+from pct.errors import CommandError, StorageError
 from pct.paths import Paths
 from pct.run import run
 from pct.storage import get_storage, parse_volume_id
@@ -52,4 +53,16 @@ def unmount_all(paths: Paths, vmid: int) -> None:
             if mount_point == target or mount_point.startswith(target + "/"):
                 mounted.append(mount_point)
     for mount_point in sorted(set(mounted), key=len, reverse=True):
-        run(["umount", mount_point])
+        _unmount(mount_point)
+
+
+def _unmount(mount_point: str, attempts: int = 25) -> None:
+    """Unmount, retrying while a process that is exiting still holds the mount."""
+    for attempt in range(attempts):
+        try:
+            run(["umount", mount_point])
+            return
+        except CommandError as exc:
+            if "busy" not in exc.stderr or attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
