@@ -329,3 +329,25 @@ def test_interfaces_link_local_gateway_uses_gateway_line():
 
     assert "\tgateway fe80::1\n" in result
     assert "post-up" not in result
+
+
+# -- systemd units that cannot work in a container ------------------------------
+
+def test_debugfs_mount_unit_masked(tmp_path):
+    guest = make_debian(tmp_path)
+    (guest / "lib/systemd/system").mkdir(parents=True)
+    (guest / "lib/systemd/system/sys-kernel-debug.mount").write_text("[Mount]\n")
+    (guest / "etc/systemd/system").mkdir(parents=True)
+    create(guest, tmp_path)
+    assert os.readlink(guest / "etc/systemd/system/sys-kernel-debug.mount") == "/dev/null"
+    assert not (guest / "etc/systemd/system/sys-kernel-tracing.mount").is_symlink()
+
+
+def test_guest_configured_unit_not_masked(tmp_path):
+    guest = make_debian(tmp_path)
+    (guest / "lib/systemd/system").mkdir(parents=True)
+    (guest / "lib/systemd/system/sys-kernel-debug.mount").write_text("[Mount]\n")
+    (guest / "etc/systemd/system").mkdir(parents=True)
+    (guest / "etc/systemd/system/sys-kernel-debug.mount").write_text("[Mount]\nWhat=custom\n")
+    create(guest, tmp_path)
+    assert (guest / "etc/systemd/system/sys-kernel-debug.mount").read_text() == "[Mount]\nWhat=custom\n"

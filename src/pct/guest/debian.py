@@ -11,6 +11,10 @@ from pct.guest.ifupdown import render_interfaces
 
 _WANTS = "/etc/systemd/system/getty.target.wants"
 _UNIT_DIRS = ("/lib/systemd/system", "/usr/lib/systemd/system")
+# Units that fail in every container, because the kernel does not let a
+# container mount the file system they mount; masking them keeps
+# `systemctl is-system-running` from reporting "degraded" for nothing.
+_CONTAINER_FAILING_UNITS = ("sys-kernel-debug.mount", "sys-kernel-tracing.mount")
 _CONTAINER_GETTY = re.compile(r"^container-getty@(\d+)\.service$")
 
 
@@ -39,6 +43,7 @@ class DebianSetup(GuestSetup):
             common.edit_file(self.root, "/etc/inittab", lambda text: render_inittab(text or "", self.conf.tty, self.conf.console))
         elif self.root.is_dir("/etc/systemd/system"):
             self._set_systemd_gettys()
+            self._mask_failing_units()
 
     def set_timezone(self, timezone: str) -> None:
         common.write_file(self.root, "/etc/timezone", timezone + "\n")
@@ -59,6 +64,15 @@ class DebianSetup(GuestSetup):
             self._enable_unit("console-getty.service", "console-getty.service")
         elif not self.root.ignored(f"{_WANTS}/console-getty.service"):
             self.root.unlink(f"{_WANTS}/console-getty.service")
+
+    def _mask_failing_units(self) -> None:
+        """Mask the shipped units that cannot work in a container, unless the guest configured them."""
+        for unit in _CONTAINER_FAILING_UNITS:
+            path = f"/etc/systemd/system/{unit}"
+            shipped = any(self.root.is_file(f"{d}/{unit}") for d in _UNIT_DIRS)
+            configured = self.root.exists(path) or self.root.is_symlink(path)
+            if shipped and not configured and not self.root.ignored(path):
+                self.root.symlink("/dev/null", path)
 
     def _enable_unit(self, unit: str, instance: str) -> None:
         """Link *instance* in getty.target.wants to *unit*, if the guest ships that unit."""

@@ -1,0 +1,30 @@
+#!/bin/bash
+# Install what pct and its tests need on a Debian 12 host, as root:
+# Debian packages, the delegated id range for unprivileged containers, and
+# pct itself in a virtual environment at .venv in this checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: must be run as root" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends \
+    lxc uidmap debootstrap busybox-static \
+    tar zstd xz-utils gzip e2fsprogs util-linux mount \
+    iproute2 iputils-ping openssl openssh-client \
+    python3 python3-venv python3-pip ca-certificates
+
+# Unprivileged containers map container ids 0-65535 to host ids 100000-165535.
+for file in /etc/subuid /etc/subgid; do
+    touch "$file"
+    grep -q '^root:100000:65536$' "$file" || echo 'root:100000:65536' >> "$file"
+done
+
+if [ ! -x .venv/bin/python ]; then
+    /usr/bin/python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
