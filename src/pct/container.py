@@ -29,6 +29,7 @@ from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import is_running
 from pct.storage import get_storage, parse_volume_id
+from pct.tasks import Task, task
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def create_container(paths: Paths, request: CreateRequest) -> None:
     main = _initial_section(request)
 
     undo: list[Callable[[], None]] = []
-    with config_lock(paths, vmid):
+    with config_lock(paths, vmid), task(paths, "vzcreate", vmid) as progress:
         if paths.conf(vmid).exists():
             raise PctError(f"CT {vmid} already exists", vmid)
         paths.lxc_conf_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ def create_container(paths: Paths, request: CreateRequest) -> None:
         undo.append(lambda: paths.conf(vmid).unlink(missing_ok=True))
 
         try:
-            _populate(paths, request, config, template, undo)
+            _populate(paths, request, config, template, undo, progress)
         except BaseException:
             _roll_back(undo, vmid)
             raise
@@ -126,10 +127,11 @@ def _with_hwaddr(key: str, value: str) -> str:
 
 
 def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, template: Path,
-              undo: list[Callable[[], None]]) -> None:
+              undo: list[Callable[[], None]], progress: Task) -> None:
     vmid = request.vmid
     unprivileged = config.main.get("unprivileged") == "1"
 
+    progress.log(f"allocating root volume: {config.main.get('rootfs')}")
     rootfs_value = _allocate_rootfs(paths, vmid, config.main.get("rootfs"), unprivileged, undo)
     config.main.set("rootfs", rootfs_value)
     write_config(paths, vmid, config)
@@ -141,7 +143,9 @@ def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, tem
     id_map = UNPRIVILEGED_ID_MAP if unprivileged else None
     if id_map:
         check_subid_ranges(*id_map, vmid)
+    progress.log(f"extracting archive '{template}'")
     extract_template(template, rootfs, id_map, vmid)
+    progress.log("setting up the guest")
     ostype = prepare_guest(settings, rootfs, phase="create", password=request.password,
                            ssh_public_keys=request.ssh_public_keys)
     if not config.main.get("ostype"):
@@ -149,6 +153,7 @@ def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, tem
     if not config.main.get("arch"):
         config.main.set("arch", "amd64")
     unmount_all(paths, vmid)
+    progress.log(f"created CT {vmid} ({config.main.get('ostype')}, {config.main.get('rootfs')})")
 
 
 def _allocate_rootfs(paths: Paths, vmid: int, value: str, unprivileged: bool,

@@ -27,18 +27,26 @@ def normalise_argv(argv: list[str]) -> list[str]:
     return result
 
 
-def debug_enabled(argv: list[str]) -> bool:
-    return os.environ.get("PCT_DEBUG") == "1" or "--debug" in argv[: _end_of_options(argv)]
+def debug_enabled(argv: list[str], option_commands: frozenset[str] = frozenset()) -> bool:
+    """Return whether ``--debug`` (or ``PCT_DEBUG=1``) asks for debug output.
+
+    In *option_commands* (``pct create``, ``pct set``) ``--debug`` after the
+    command name is the container's ``debug`` option, not this flag.
+    """
+    if os.environ.get("PCT_DEBUG") == "1":
+        return True
+    end = argv.index("--") if "--" in argv else len(argv)
+    command = next((i for i, token in enumerate(argv[:end]) if not token.startswith("-")), end)
+    if "--debug" in argv[:command]:
+        return True
+    return command < end and argv[command] not in option_commands and "--debug" in argv[command:end]
 
 
-def _end_of_options(argv: list[str]) -> int:
-    return argv.index("--") if "--" in argv else len(argv)
-
-
-def run_tool(name: str, argv: list[str], dispatch: Callable[[list[str]], int]) -> int:
+def run_tool(name: str, argv: list[str], dispatch: Callable[[list[str]], int],
+             option_commands: frozenset[str] = frozenset()) -> int:
     """Run a tool's *dispatch*, turning library errors into one line on stderr."""
     argv = normalise_argv(argv)
-    debug = debug_enabled(argv)
+    debug = debug_enabled(argv, option_commands)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format=f"{name}: %(levelname)s: %(message)s" if debug else "%(message)s")
     if os.geteuid() != 0:

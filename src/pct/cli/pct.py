@@ -9,33 +9,56 @@ import sys
 from pct.cli.common import OUTPUT_FORMATS, print_output, run_tool
 from pct.paths import Paths
 
+# Commands that take the container options, where --debug is the config key.
+OPTION_COMMANDS = frozenset({"create", "set"})
 BOOLEAN_CHOICES = ("0", "1", "yes", "no", "on", "off", "true", "false")
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_tool("pct", sys.argv[1:] if argv is None else argv, dispatch)
+    return run_tool("pct", sys.argv[1:] if argv is None else argv, dispatch, OPTION_COMMANDS)
 
 
 def dispatch(argv: list[str]) -> int:
-    parser = build_parser()
+    parser = build_parser(_requested_command(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    paths = Paths(args.root)
+    paths = Paths(getattr(args, "root", None))
     return COMMANDS[args.command][1](paths, args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested_command(argv: list[str]) -> str | None:
+    """Return the command name in *argv*, the first word that is not an option or its value."""
+    position = 0
+    while position < len(argv):
+        token = argv[position]
+        if token in COMMANDS:
+            return token
+        position += 2 if token == "--root" else 1
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Return the parser; only *command* gets its full option set, to keep start-up short."""
     parser = argparse.ArgumentParser(prog="pct", description="Manage Linux containers through LXC.")
     parser.add_argument("--root", help="directory that stands for / for pct's own files (default: $PCT_ROOT or /)")
     parser.add_argument("--debug", action="store_true", help="log every step and show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (summary, _handler, add_arguments) in COMMANDS.items():
-        sub = commands.add_parser(name, help=summary, description=summary)
-        if add_arguments:
+        parents = [] if name in OPTION_COMMANDS else [_global_options()]
+        sub = commands.add_parser(name, help=summary, description=summary, parents=parents)
+        if add_arguments and (command is None or name == command):
             add_arguments(sub)
     return parser
+
+
+def _global_options() -> argparse.ArgumentParser:
+    """Return the options also accepted after the command name, as in ``pct start 100 --debug``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="log every step and show tracebacks")
+    return common
 
 
 def _vmid(sub: argparse.ArgumentParser) -> None:

@@ -10,9 +10,7 @@ import logging
 import os
 import shlex
 
-from pct.config.format import load_config
-from pct.config.model import settings_from_config
-from pct.errors import PctError
+from pct.errors import ConfigError, PctError
 from pct.paths import Paths
 from pct.runtime.state import is_running
 
@@ -22,7 +20,10 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def _attach_argv(paths: Paths, vmid: int) -> list[str]:
-    load_config(paths, vmid)
+    # Only the file's existence is checked: parsing the config would cost more
+    # than the attach itself.
+    if not paths.conf(vmid).exists():
+        raise ConfigError(f"Configuration file 'etc/pve/lxc/{vmid}.conf' does not exist", vmid)
     if not is_running(paths, vmid):
         raise PctError(f"CT {vmid} not running", vmid)
     argv = ["lxc-attach", "-P", str(paths.lxc_path), "-n", str(vmid), "--clear-env",
@@ -51,6 +52,9 @@ def enter_container(paths: Paths, vmid: int) -> int:
 
 def open_console(paths: Paths, vmid: int, escape: str = "^a") -> int:
     """Attach to the console that ``cmode`` selects: a tty, /dev/console, or a shell."""
+    from pct.config.format import load_config
+    from pct.config.model import settings_from_config
+
     settings = settings_from_config(load_config(paths, vmid), vmid)
     if settings.cmode == "shell":
         return enter_container(paths, vmid)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import sys
 from pathlib import Path
 
 from pct.paths import Paths
@@ -19,6 +18,7 @@ log = logging.getLogger(__name__)
 
 LXC_CONFIG_DIR = Path("/usr/share/lxc/config")
 UNPRIVILEGED_ID_MAP = (100000, 65536)
+POST_STOP_HOOK = "post-stop-hook"
 
 LXC_ARCH = {
     "amd64": "amd64", "i386": "i686", "arm64": "aarch64", "armhf": "armhf",
@@ -39,7 +39,7 @@ def generate_lxc_config(settings, paths: Paths, layout: CgroupLayout, ostype: st
     keys += limit_keys(settings, layout)
     keys += [("lxc.rootfs.path", str(paths.rootfs_mount(settings.vmid)))]
     keys += _network_keys(settings)
-    keys += _hook_keys(paths)
+    keys += _hook_keys(paths, settings.vmid)
 
     generated = {key for key, _ in keys}
     for key, value in settings.raw_lxc:
@@ -117,16 +117,36 @@ def _network_keys(settings) -> list[tuple[str, str]]:
     return keys
 
 
-def _hook_keys(paths: Paths) -> list[tuple[str, str]]:
-    # LXC appends "<name> lxc post-stop" to the command line.
-    hook = shlex.join([sys.executable, "-m", "pct.runtime.hooks", str(paths.root)])
-    return [("lxc.hook.post-stop", hook)]
+def _hook_keys(paths: Paths, vmid: int) -> list[tuple[str, str]]:
+    return [("lxc.hook.post-stop", str(paths.lxc_dir(vmid) / POST_STOP_HOOK))]
+
+
+def post_stop_hook(rootfs: Path) -> str:
+    """Return the post-stop hook script that unmounts everything below *rootfs*.
+
+    LXC runs it in the host's mount namespace once the container has stopped,
+    however it stopped. Loop devices are attached with autoclear, so the
+    unmount detaches them. A shell script keeps ``pct stop`` from waiting for a
+    second Python interpreter to start.
+    """
+    return (
+        "#!/bin/sh\n"
+        "# Written by pct at each start: unmount the volumes of a stopped container.\n"
+        '[ "$LXC_TARGET" = reboot ] && exit 0\n'
+        f"umount --recursive {shlex.quote(str(rootfs))} 2>/dev/null\n"
+        "exit 0\n"
+    )
 
 
 def write_lxc_config(paths: Paths, vmid: int, text: str) -> Path:
-    """Write the generated config atomically and return its path."""
+    """Write the generated config and its hook script atomically; return the config path."""
     target = paths.lxc_config(vmid)
     target.parent.mkdir(parents=True, exist_ok=True)
+    hook = paths.lxc_dir(vmid) / POST_STOP_HOOK
+    temporary_hook = hook.with_name(f".{POST_STOP_HOOK}.tmp.{os.getpid()}")
+    temporary_hook.write_text(post_stop_hook(paths.rootfs_mount(vmid)))
+    temporary_hook.chmod(0o755)
+    os.replace(temporary_hook, hook)
     temporary = target.with_name(f".config.tmp.{os.getpid()}")
     temporary.write_text(text)
     os.replace(temporary, target)
