@@ -23,6 +23,7 @@ from pct.config.schema import is_settable, lookup_option, validate_option
 from pct.errors import LockError, ParameterError, PctError, TemplateError
 from pct.locks import config_lock
 from pct.paths import Paths
+from pct.guest.credentials import start_host_key_generation
 from pct.runtime.guestprep import prepare_guest
 from pct.runtime.idmap import check_subid_ranges
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
@@ -143,17 +144,31 @@ def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, tem
     id_map = UNPRIVILEGED_ID_MAP if unprivileged else None
     if id_map:
         check_subid_ranges(*id_map, vmid)
-    progress.log(f"extracting archive '{template}'")
-    extract_template(template, rootfs, id_map, vmid)
-    progress.log("setting up the guest")
+    # The host keys are generated while the template unpacks.
+    host_keys = start_host_key_generation(f"root@{settings.hostname}", vmid)
+    try:
+        progress.log(f"extracting archive '{template}'")
+        extract_template(template, rootfs, id_map, vmid)
+        progress.log("setting up the guest")
+    except BaseException:
+        _discard_keys(host_keys)
+        raise
     ostype = prepare_guest(settings, rootfs, phase="create", password=request.password,
-                           ssh_public_keys=request.ssh_public_keys)
+                           ssh_public_keys=request.ssh_public_keys, host_keys=host_keys)
     if not config.main.get("ostype"):
         config.main.set("ostype", ostype)
     if not config.main.get("arch"):
         config.main.set("arch", "amd64")
     unmount_all(paths, vmid)
     progress.log(f"created CT {vmid} ({config.main.get('ostype')}, {config.main.get('rootfs')})")
+
+
+def _discard_keys(host_keys) -> None:
+    """Wait for background key generation to end and drop its keys."""
+    try:
+        host_keys()
+    except PctError:
+        pass
 
 
 def _allocate_rootfs(paths: Paths, vmid: int, value: str, unprivileged: bool,

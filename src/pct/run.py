@@ -59,6 +59,25 @@ def run(
     return result
 
 
+def start(argv: Sequence[str]) -> subprocess.Popen:
+    """Start *argv* in the background with its output captured; finish it with ``wait``."""
+    argv = [str(a) for a in argv]
+    log.debug("start: %s", shlex.join(argv))
+    try:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except FileNotFoundError as exc:
+        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+
+
+def wait(process: subprocess.Popen) -> str:
+    """Wait for a process from ``start``; return its stdout or raise CommandError."""
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        log.debug("failed with status %d: %s", process.returncode, stderr.strip())
+        raise CommandError(list(process.args), process.returncode, stderr)
+    return stdout
+
+
 def run_fed_from_file(argv: Sequence[str], source: str, *, cwd=None) -> None:
     """Run *argv* with the content of the file *source* written to its stdin.
 

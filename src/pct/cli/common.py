@@ -48,7 +48,7 @@ def run_tool(name: str, argv: list[str], dispatch: Callable[[list[str]], int],
     argv = normalise_argv(argv)
     debug = debug_enabled(argv, option_commands)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format=f"{name}: %(levelname)s: %(message)s" if debug else "%(message)s")
+                        format=f"{name}: %(relativeCreated)6d ms %(levelname)s: %(message)s" if debug else "%(message)s")
     if os.geteuid() != 0:
         print(f"{name}: must be run as root", file=sys.stderr)
         return 1

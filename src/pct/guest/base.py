@@ -11,11 +11,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from pct.errors import GuestError
 from pct.guest import common
-from pct.guest.credentials import hash_password
+from pct.guest.credentials import HostKey, hash_password
 from pct.guest.model import GuestConfig
 from pct.guest.rootfs import GuestRoot
 
@@ -37,6 +37,7 @@ class CreateInput:
     password: str | None = None
     ssh_public_keys: str | None = None
     rng: random.Random = field(default_factory=random.SystemRandom)
+    host_keys: Callable[[], list[HostKey]] | None = None
 
 
 class GuestSetup:
@@ -78,7 +79,7 @@ class GuestSetup:
             common.set_root_password(self.root, self.password_hash)
         if create.ssh_public_keys:
             common.add_authorized_keys(self.root, create.ssh_public_keys)
-        common.replace_host_keys(self.root, self.conf)
+        common.replace_host_keys(self.root, self.conf, create.host_keys)
         common.randomize_crontab(self.root, create.rng)
 
     # Distribution-specific steps; a family overrides each one it supports.

@@ -15,7 +15,7 @@ from typing import Callable
 
 from pct.errors import GuestError
 from pct.guest import edits
-from pct.guest.credentials import generate_host_keys
+from pct.guest.credentials import HostKey, generate_host_keys
 from pct.guest.model import GuestConfig
 from pct.guest.rootfs import GuestRoot
 
@@ -149,7 +149,8 @@ def add_authorized_keys(root: GuestRoot, keys: str) -> None:
     root.chmod(path, 0o600)
 
 
-def replace_host_keys(root: GuestRoot, conf: GuestConfig) -> None:
+def replace_host_keys(root: GuestRoot, conf: GuestConfig,
+                      host_keys: Callable[[], list[HostKey]] | None = None) -> None:
     """Remove the template's ssh host keys and install freshly generated ones.
 
     A guest without /etc/ssh has no ssh server and is skipped. An ignored key
@@ -161,7 +162,9 @@ def replace_host_keys(root: GuestRoot, conf: GuestConfig) -> None:
         path = f"/etc/ssh/{name}"
         if name.startswith("ssh_host_") and not root.ignored(path) and not root.is_dir(path):
             root.unlink(path)
-    for key in generate_host_keys(f"root@{conf.short_hostname()}", vmid=conf.vmid):
+    if host_keys is None:
+        host_keys = lambda: generate_host_keys(f"root@{conf.short_hostname()}", vmid=conf.vmid)  # noqa: E731
+    for key in host_keys():
         write_file(root, f"/etc/ssh/{key.name}", key.private, mode=0o600)
         write_file(root, f"/etc/ssh/{key.name}.pub", key.public, mode=0o644)
 

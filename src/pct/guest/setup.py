@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
+from typing import Callable
 
 from pct.errors import GuestError
 from pct.guest.base import PHASES, CreateInput, GuestSetup, HostFiles
+from pct.guest.credentials import HostKey
 from pct.guest.debian import DebianSetup, DevuanSetup, UbuntuSetup
 from pct.guest.detect import check_ostype, detect_ostype
 from pct.guest.model import GuestConfig, validate_guest_config
@@ -36,13 +38,16 @@ def setup_guest(
     host_resolv_conf: Path = Path("/etc/resolv.conf"),
     host_localtime: Path = Path("/etc/localtime"),
     rng: random.Random | None = None,
+    host_keys: Callable[[], list[HostKey]] | None = None,
 ) -> str:
     """Edit the files of the guest at *root* so that it boots as configured in *conf*; return the ostype.
 
     *phase* is ``'start'`` (hostname, hosts, network, DNS, gettys, timezone)
     or ``'create'``, which also sets the root password, root's
     authorized_keys, new ssh host keys and random crontab times. *rng* picks
-    the crontab times and defaults to the system's random source. Input is
+    the crontab times and defaults to the system's random source.
+    *host_keys* returns keys generated in advance (see
+    ``start_host_key_generation``); without it the keys are generated here. Input is
     checked before the first write, so invalid input changes nothing.
     An ostype of ``unmanaged`` returns at once without touching the guest.
     """
@@ -59,7 +64,7 @@ def setup_guest(
         raise GuestError(f"guest setup for {ostype} is not supported yet", vmid=conf.vmid)
 
     log.debug("CT %s: %s guest setup for %s", conf.vmid, phase, ostype)
-    create = CreateInput(password=password, ssh_public_keys=ssh_public_keys)
+    create = CreateInput(password=password, ssh_public_keys=ssh_public_keys, host_keys=host_keys)
     if rng is not None:
         create.rng = rng
     family(root, conf, HostFiles(host_resolv_conf, host_localtime)).run(phase, create)

@@ -36,7 +36,7 @@ def guest_config(settings) -> GuestConfig:
 
 
 def prepare_guest(settings, rootfs: Path, phase: str, password: str | None = None,
-                  ssh_public_keys: str | None = None) -> str:
+                  ssh_public_keys: str | None = None, host_keys=None) -> str:
     """Detect the distribution, check it against ``ostype`` and configure the guest.
 
     Returns the ostype in effect; ``unmanaged`` touches no file.
@@ -48,5 +48,5 @@ def prepare_guest(settings, rootfs: Path, phase: str, password: str | None = Non
     if settings.ostype:
         check_ostype(settings.ostype, detected, settings.vmid)
     setup_guest(root, guest_config(settings), phase=phase, password=password,
-                ssh_public_keys=ssh_public_keys)
+                ssh_public_keys=ssh_public_keys, host_keys=host_keys)
     return detected
