@@ -19,7 +19,7 @@ from pct.appliance.extract import detect_compression, extract_template
 from pct.config.format import ContainerConfig, Section, load_config, write_config
 from pct.config.model import generate_hwaddr, parse_mount, parse_net, settings_from_config
 from pct.config.propstring import format_size
-from pct.config.schema import is_settable, lookup_option, validate_option
+from pct.config.schema import lookup_option, validate_option
 from pct.errors import LockError, ParameterError, PctError, TemplateError
 from pct.locks import config_lock
 from pct.paths import Paths
@@ -115,12 +115,12 @@ def _initial_section(request: CreateRequest) -> Section:
             raise ParameterError(key, "property is not defined in schema", vmid)
         normalised = validate_option(key, value, vmid)
         if key.startswith("net"):
-            normalised = _with_hwaddr(key, normalised)
+            normalised = with_hwaddr(key, normalised)
         section.set(key, normalised)
     return section
 
 
-def _with_hwaddr(key: str, value: str) -> str:
+def with_hwaddr(key: str, value: str) -> str:
     """Add a generated MAC address to a ``net[n]`` value that has none."""
     if parse_net(value, int(key[3:])).hwaddr:
         return value
@@ -200,47 +200,6 @@ def _roll_back(undo: list[Callable[[], None]], vmid: int) -> None:
             step()
         except Exception as exc:  # keep undoing; report each failure once
             log.error("CT %s: rollback step failed: %s", vmid, exc)
-
-
-def set_options(paths: Paths, vmid: int, changes: dict[str, str], delete: list[str]) -> None:
-    """Validate and write option changes and deletions in one locked step.
-
-    # Limitation: changes to a running container take effect at its next start;
-    # live application and the pending section are not implemented yet.
-    """
-    normalised = {}
-    for key, value in changes.items():
-        if key.startswith("lxc."):
-            raise ParameterError(key, "raw LXC keys cannot be set with 'pct set'; edit the config file", vmid)
-        if not is_settable(key):
-            if lookup_option(key) is None:
-                raise ParameterError(key, "property is not defined in schema", vmid)
-            raise ParameterError(key, "option is not supported by 'pct set' yet", vmid)
-        normalised[key] = validate_option(key, value, vmid)
-    for key in delete:
-        if lookup_option(key) is None:
-            raise ParameterError("delete", f"unknown option '{key}'", vmid)
-        if key in normalised:
-            raise ParameterError("delete", f"cannot set and delete '{key}' at the same time", vmid)
-
-    with config_lock(paths, vmid):
-        config = load_config(paths, vmid)
-        lock = config.main.get("lock")
-        if lock and set(normalised) | set(delete) != {"lock"}:
-            raise LockError(f"CT {vmid} is locked ({lock})", vmid)
-        for key, value in normalised.items():
-            if key.startswith("net"):
-                value = _with_hwaddr(key, value)
-            if key == "description":
-                config.description = value
-            else:
-                config.main.set(key, value)
-        for key in delete:
-            if key == "description":
-                config.description = ""
-            config.main.delete(key)
-        settings_from_config(config, vmid)
-        write_config(paths, vmid, config)
 
 
 def unlock_container(paths: Paths, vmid: int) -> None:

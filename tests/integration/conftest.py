@@ -106,7 +106,7 @@ def host(request):
     shutil.rmtree(root, ignore_errors=True)
 
 
-class TestBridge:
+class NetworkBridge:
     """A bridge of the test's own, with the host at ``<prefix>.1/24``."""
 
     def __init__(self, number: int):
@@ -121,7 +121,7 @@ class TestBridge:
 @pytest.fixture
 def bridge():
     """A bridge with no uplink, no NAT and no forwarding, deleted afterwards."""
-    test_bridge = TestBridge(next(_bridges))
+    test_bridge = NetworkBridge(next(_bridges))
     subprocess.run(["ip", "link", "add", test_bridge.name, "type", "bridge"], check=True)
     subprocess.run(["ip", "addr", "add", f"{test_bridge.host_ip}/24", "dev", test_bridge.name], check=True)
     subprocess.run(["ip", "link", "set", test_bridge.name, "up"], check=True)

@@ -166,12 +166,12 @@ def test_set_on_locked_container(host, busybox_template):
     assert "memory: 1024\n" in config.read_text()
 
 
-def test_set_unknown_and_unsettable_keys(host, busybox_template):
+def test_set_unknown_key_and_bad_value(host, busybox_template):
     vmid = host.new_vmid()
     host.pct("create", vmid, str(busybox_template))
     before = host.conf_text(vmid)
-    result = host.pct("set", vmid, "--features", "nesting=1", check=False)
-    assert_one_line_error(result, "features: option is not supported by 'pct set' yet")
+    result = host.pct("set", vmid, "--features", "nesting=2", check=False)
+    assert_one_line_error(result, "400 Parameter verification failed. features: invalid format")
     result = host.pct("set", vmid, "--delete", "nonsense", check=False)
     assert_one_line_error(result, "unknown option 'nonsense'")
     assert host.conf_text(vmid) == before

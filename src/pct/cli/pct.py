@@ -228,17 +228,31 @@ def _format_list(rows) -> str:
 
 def _config_arguments(sub: argparse.ArgumentParser) -> None:
     _vmid(sub)
-    sub.add_argument("--current", action="store_true", help="show the values in effect, without pending changes")
+    sub.add_argument("--current", action="store_true",
+                     help="show the values in effect, without pending changes")
+    sub.add_argument("--snapshot", metavar="NAME", help="show the config as it was in this snapshot")
     _output_format(sub)
 
 
 def cmd_config(paths: Paths, args: argparse.Namespace) -> int:
     from pct.config.format import load_config
+    from pct.errors import PctError
+    from pct.update import fold_pending
 
     config = load_config(paths, args.vmid)
-    entries = list(config.main.entries)
+    if args.snapshot:
+        section = config.snapshots.get(args.snapshot)
+        if section is None:
+            raise PctError(f"snapshot '{args.snapshot}' does not exist", args.vmid)
+        description = section.get("description") or ""
+        entries = [(key, value) for key, value in section.entries if key != "description"]
+    else:
+        if not args.current:
+            fold_pending(config)
+        description, entries = config.description, list(config.main.entries)
+
     if args.output_format == "text":
-        lines = [f"description: {config.description}".replace("\n", "\\n")] if config.description else []
+        lines = [f"description: {description}".replace("\n", "\\n")] if description else []
         lines += [f"{key}: {value}" for key, value in entries]
         print("\n".join(lines))
         return 0
@@ -246,8 +260,8 @@ def cmd_config(paths: Paths, args: argparse.Namespace) -> int:
     raw = [[key, value] for key, value in entries if key.startswith("lxc.")]
     if raw:
         data["lxc"] = raw
-    if config.description:
-        data["description"] = config.description
+    if description:
+        data["description"] = description
     print_output(data, args.output_format, str)
     return 0
 
@@ -258,15 +272,53 @@ def _set_arguments(sub: argparse.ArgumentParser) -> None:
     _vmid(sub)
     sub.add_argument("--delete", action="append", default=[], metavar="KEY[,KEY...]",
                      help="remove these options from the config")
+    sub.add_argument("--revert", action="append", default=[], metavar="KEY[,KEY...]",
+                     help="drop the pending changes of these options")
+    sub.add_argument("--digest", help="SHA1 of the config the change is based on; refuse if the file differs")
     _schema_options(sub)
 
 
-def cmd_set(paths: Paths, args: argparse.Namespace) -> int:
-    from pct.container import set_options
+def _key_list(items: list[str]) -> list[str]:
+    return [key.strip() for item in items for key in item.split(",") if key.strip()]
 
-    delete = [key.strip() for item in args.delete for key in item.split(",") if key.strip()]
-    set_options(paths, args.vmid, _collected_options(args), delete)
+
+def cmd_set(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.update import UpdateRequest, update_container
+
+    request = UpdateRequest(changes=_collected_options(args), delete=_key_list(args.delete),
+                            revert=_key_list(args.revert), digest=args.digest)
+    pending = update_container(paths, args.vmid, request)
+    if pending:
+        print(f"pending until the next start: {', '.join(pending)}", file=sys.stderr)
     return 0
+
+
+def _pending_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    _output_format(sub)
+
+
+def cmd_pending(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.config.format import load_config
+    from pct.update import pending_rows
+
+    rows = pending_rows(load_config(paths, args.vmid))
+    print_output(rows, args.output_format, _format_pending)
+    return 0
+
+
+def _format_pending(rows) -> str:
+    lines = []
+    for row in rows:
+        if "delete" in row:
+            lines.append(f"del {row['key']}: {row.get('value', '')}")
+        elif "pending" in row:
+            if "value" in row:
+                lines.append(f"cur {row['key']}: {row['value']}")
+            lines.append(f"new {row['key']}: {row['pending']}")
+        else:
+            lines.append(f"cur {row['key']}: {row['value']}")
+    return "\n".join(line.replace("\n", "\\n") for line in lines)
 
 
 def _destroy_arguments(sub: argparse.ArgumentParser) -> None:
@@ -335,6 +387,7 @@ COMMANDS = {
     "list": ("list containers", cmd_list, _output_format),
     "config": ("show a container's config", cmd_config, _config_arguments),
     "set": ("change a container's options", cmd_set, _set_arguments),
+    "pending": ("show current and pending values of a container's options", cmd_pending, _pending_arguments),
     "destroy": ("remove a container and its volumes", cmd_destroy, _destroy_arguments),
     "unlock": ("clear a container's lock", cmd_unlock, _vmid),
     "exec": ("run a command inside a container", cmd_exec, _exec_arguments),

@@ -31,8 +31,12 @@ def start_container(paths: Paths, vmid: int, debug: bool = False) -> None:
     container is left stopped with nothing mounted.
     """
     with config_lock(paths, vmid):
-        settings = settings_from_config(load_config(paths, vmid), vmid)
+        config = load_config(paths, vmid)
+        settings = settings_from_config(config, vmid)
         check_startable(paths, settings)
+        if config.pending is not None:
+            _fold_pending(paths, vmid, config)
+            settings = settings_from_config(config, vmid)
 
         rootfs = mount_rootfs(paths, settings)
         try:
@@ -43,6 +47,17 @@ def start_container(paths: Paths, vmid: int, debug: bool = False) -> None:
         except BaseException:
             unmount_all(paths, vmid)
             raise
+
+
+def _fold_pending(paths: Paths, vmid: int, config) -> None:
+    """Make the pending changes current before the container starts."""
+    from pct.config.format import write_config
+    from pct.update import fold_pending
+
+    fold_pending(config)
+    settings_from_config(config, vmid)
+    write_config(paths, vmid, config)
+    log.info("CT %s: applied pending changes", vmid)
 
 
 def check_startable(paths: Paths, settings) -> None:

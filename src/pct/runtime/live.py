@@ -1,0 +1,51 @@
+"""Apply changed options to a running container, key by key."""
+
+from __future__ import annotations
+
+import re
+
+from pct.paths import Paths
+from pct.runtime import hotplug
+from pct.runtime.guestprep import prepare_guest
+
+_NET_KEY = re.compile(r"^net(\d+)$")
+
+
+def applies_live(key: str) -> bool:
+    """Return whether a change of *key* can take effect in a running container now.
+
+    # Limitation: mount points (mp[n]) are not mounted into a running
+    # container yet; their changes wait for the next start.
+    """
+    from pct.config.schema import is_hotpluggable
+
+    return is_hotpluggable(key) and not key.startswith("mp")
+
+
+def apply_live(paths: Paths, old, new, keys: set[str]) -> None:
+    """Make the running container match *new* for *keys*; *old* is what runs now."""
+    vmid = new.vmid
+    if keys & hotplug.LIMIT_KEYS:
+        hotplug.apply_limits(paths, old, new)
+
+    net_indexes = sorted(int(match[1]) for key in keys if (match := _NET_KEY.match(key)))
+    for index in net_indexes:
+        _apply_nic(paths, vmid, _nic(old, index), _nic(new, index))
+
+    if net_indexes or keys & hotplug.GUEST_FILE_KEYS:
+        prepare_guest(new, paths.rootfs_mount(vmid), phase="start")
+    if "hostname" in keys and new.hostname != old.hostname:
+        hotplug.set_live_hostname(paths, vmid, new.hostname)
+
+
+def _nic(settings, index: int):
+    return next((net for net in settings.nets if net.index == index), None)
+
+
+def _apply_nic(paths: Paths, vmid: int, old, new) -> None:
+    if old is None and new is not None:
+        hotplug.add_nic(paths, vmid, new)
+    elif old is not None and new is None:
+        hotplug.remove_nic(paths, vmid, old)
+    elif old is not None and new is not None and old != new:
+        hotplug.change_nic(paths, vmid, old, new)

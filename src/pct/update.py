@@ -1,0 +1,247 @@
+"""``pct set``: validate option changes and apply them to the config, live or pending.
+
+A stopped container takes every change at once. On a running container, a
+change the kernel can take live (see ``is_hotpluggable``) is applied and
+written to the main section; every other change waits in ``[pve:pending]``
+until the next start, or until ``pct set`` runs on the stopped container.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+from pct.config.format import ContainerConfig, Section, config_digest, parse_config, write_config
+from pct.config.model import settings_from_config
+from pct.config.schema import is_settable, lookup_option, validate_option
+from pct.errors import ConfigError, LockError, ParameterError, PctError
+from pct.locks import config_lock
+from pct.paths import Paths
+from pct.runtime.state import is_running
+
+log = logging.getLogger(__name__)
+
+UNDELETABLE_KEYS = frozenset({"rootfs"})
+DIGEST_MISMATCH = "detected modified configuration - file changed by other user? Try again."
+
+
+@dataclass
+class UpdateRequest:
+    """The changes of one ``pct set``: new values, removals, reverted pending changes."""
+
+    changes: dict[str, str] = field(default_factory=dict)
+    delete: list[str] = field(default_factory=list)
+    revert: list[str] = field(default_factory=list)
+    digest: str | None = None
+
+
+def validate_request(request: UpdateRequest, vmid: int) -> dict[str, str]:
+    """Check every key and value of *request*; return the changes normalised."""
+    normalised = {}
+    for key, value in request.changes.items():
+        if key.startswith("lxc."):
+            raise ParameterError(key, "raw LXC keys cannot be set with 'pct set'; edit the config file", vmid)
+        if lookup_option(key) is None:
+            raise ParameterError(key, "property is not defined in schema", vmid)
+        if not is_settable(key):
+            raise ParameterError(key, "option is not supported by 'pct set' yet", vmid)
+        normalised[key] = validate_option(key, value, vmid)
+
+    for key in request.delete + request.revert:
+        if lookup_option(key) is None:
+            raise ParameterError("delete" if key in request.delete else "revert", f"unknown option '{key}'", vmid)
+    for key in request.delete:
+        if key in UNDELETABLE_KEYS:
+            raise ParameterError(key, "the root file system cannot be removed", vmid)
+        if key in normalised:
+            raise ParameterError("delete", f"cannot set and delete '{key}' at the same time", vmid)
+    for key in request.revert:
+        if key in normalised or key in request.delete:
+            raise ParameterError("revert", f"cannot revert and change '{key}' at the same time", vmid)
+    return normalised
+
+
+def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[str]:
+    """Apply *request* to container *vmid*; return the keys left pending."""
+    changes = validate_request(request, vmid)
+
+    with config_lock(paths, vmid):
+        config = _load_checked(paths, vmid, request.digest)
+        lock = config.main.get("lock")
+        if lock and set(changes) | set(request.delete) != {"lock"}:
+            raise LockError(f"CT {vmid} is locked ({lock})", vmid)
+
+        for key in request.revert:
+            _drop_pending(config, key)
+
+        if is_running(paths, vmid):
+            _update_running(paths, vmid, config, changes, request.delete)
+        else:
+            fold_pending(config)
+            for key, value in changes.items():
+                _set_value(config, key, value, vmid)
+            for key in request.delete:
+                _delete_value(config, key)
+
+        _check_result(config, vmid)
+        write_config(paths, vmid, config)
+        return pending_keys(config)
+
+
+def _load_checked(paths: Paths, vmid: int, digest: str | None) -> ContainerConfig:
+    try:
+        text = paths.conf(vmid).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Configuration file 'etc/pve/lxc/{vmid}.conf' does not exist", vmid) from None
+    if digest is not None and digest != config_digest(text):
+        raise ParameterError("digest", DIGEST_MISMATCH, vmid)
+    return parse_config(text, vmid)
+
+
+def _check_result(config: ContainerConfig, vmid: int) -> None:
+    """Validate the main section and the config the next start would use."""
+    settings_from_config(config, vmid)
+    if config.pending:
+        future = copy.deepcopy(config)
+        fold_pending(future)
+        settings_from_config(future, vmid)
+
+
+def _update_running(paths: Paths, vmid: int, config: ContainerConfig, changes: dict[str, str],
+                    delete: list[str]) -> None:
+    from pct.runtime.live import applies_live, apply_live
+
+    live = {key: value for key, value in changes.items() if applies_live(key)}
+    live_delete = [key for key in delete if applies_live(key)]
+
+    for key, value in changes.items():
+        if key not in live:
+            _set_pending(config, key, value)
+    for key in delete:
+        if key not in live_delete:
+            _add_pending_delete(config, key)
+
+    if live or live_delete:
+        after = copy.deepcopy(config)
+        for key, value in live.items():
+            _set_value(after, key, value, vmid)
+            _drop_pending(after, key)
+        for key in live_delete:
+            _delete_value(after, key)
+            _drop_pending(after, key)
+        settings_from_config(after, vmid)
+        apply_live(paths, settings_from_config(config, vmid), settings_from_config(after, vmid),
+                   set(live) | set(live_delete))
+        config.main, config.description, config.pending = after.main, after.description, after.pending
+
+
+def _set_value(config: ContainerConfig, key: str, value: str, vmid: int) -> None:
+    if key.startswith("net"):
+        from pct.container import with_hwaddr
+
+        value = with_hwaddr(key, value)
+    if key == "description":
+        config.description = value
+    else:
+        config.main.set(key, value)
+
+
+def _delete_value(config: ContainerConfig, key: str) -> None:
+    if key == "description":
+        config.description = ""
+    config.main.delete(key)
+
+
+# -- the pending section ------------------------------------------------------------
+
+def _pending_section(config: ContainerConfig) -> Section:
+    if config.pending is None:
+        config.pending = Section(entries=[])
+    return config.pending
+
+
+def _pending_deletes(config: ContainerConfig) -> list[str]:
+    if config.pending is None:
+        return []
+    return [key for key in (config.pending.get("delete") or "").split(",") if key]
+
+
+def _write_pending_deletes(config: ContainerConfig, keys: list[str]) -> None:
+    pending = _pending_section(config)
+    if keys:
+        pending.set("delete", ",".join(keys))
+    else:
+        pending.delete("delete")
+    _drop_empty_pending(config)
+
+
+def _set_pending(config: ContainerConfig, key: str, value: str) -> None:
+    if key.startswith("net"):
+        from pct.container import with_hwaddr
+
+        value = with_hwaddr(key, value)
+    _pending_section(config).set(key, value)
+    _write_pending_deletes(config, [k for k in _pending_deletes(config) if k != key])
+
+
+def _add_pending_delete(config: ContainerConfig, key: str) -> None:
+    pending = _pending_section(config)
+    pending.delete(key)
+    keys = _pending_deletes(config)
+    if key not in keys and (key in config.main or (key == "description" and config.description)):
+        keys.append(key)
+    _write_pending_deletes(config, keys)
+
+
+def _drop_pending(config: ContainerConfig, key: str) -> None:
+    if config.pending is None:
+        return
+    config.pending.delete(key)
+    _write_pending_deletes(config, [k for k in _pending_deletes(config) if k != key])
+
+
+def _drop_empty_pending(config: ContainerConfig) -> None:
+    if config.pending is not None and not config.pending.entries:
+        config.pending = None
+
+
+def pending_keys(config: ContainerConfig) -> list[str]:
+    """Return the keys with a pending value or a pending removal."""
+    if config.pending is None:
+        return []
+    return [key for key in config.pending.keys() if key != "delete"] + _pending_deletes(config)
+
+
+def fold_pending(config: ContainerConfig) -> bool:
+    """Move pending values and removals into the main section; return whether any existed."""
+    if config.pending is None:
+        return False
+    for key, value in config.pending.entries:
+        if key == "delete":
+            continue
+        if key == "description":
+            config.description = value
+        else:
+            config.main.set(key, value)
+    for key in _pending_deletes(config):
+        _delete_value(config, key)
+    config.pending = None
+    return True
+
+
+def pending_rows(config: ContainerConfig) -> list[dict]:
+    """Return ``pct pending`` rows: each key with its current and pending value or removal."""
+    rows = {}
+    for key, value in config.main.entries:
+        if not key.startswith("lxc."):
+            rows[key] = {"key": key, "value": value}
+    if config.description:
+        rows["description"] = {"key": "description", "value": config.description}
+    if config.pending is not None:
+        for key, value in config.pending.entries:
+            if key != "delete":
+                rows.setdefault(key, {"key": key})["pending"] = value
+        for key in _pending_deletes(config):
+            rows.setdefault(key, {"key": key})["delete"] = 1
+    return [rows[key] for key in sorted(rows)]
