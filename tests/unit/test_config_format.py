@@ -24,6 +24,8 @@ from pct.paths import Paths
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "configs"
 CORPUS = sorted(FIXTURES.glob("*.conf"))
+# Hand-written files use spellings that the writer normalises, so they round-trip by meaning only.
+WRITTEN_CORPUS = [path for path in CORPUS if "-hand-" not in path.name]
 
 
 @pytest.fixture
@@ -35,10 +37,11 @@ def paths(tmp_path: Path) -> Paths:
 
 
 def test_corpus_is_present():
-    assert len(CORPUS) >= 10
+    assert len(CORPUS) >= 30
+    assert len(WRITTEN_CORPUS) < len(CORPUS)
 
 
-@pytest.mark.parametrize("path", CORPUS, ids=lambda path: path.name)
+@pytest.mark.parametrize("path", WRITTEN_CORPUS, ids=lambda path: path.name)
 def test_corpus_round_trips_unchanged(path: Path):
     text = path.read_text(encoding="utf-8")
 
@@ -89,6 +92,46 @@ def test_corpus_pending_section():
     assert cfg.pending.get("description") == "database server, moving to the new VLAN"
     assert cfg.main.get("hostname") == "db"
     assert cfg.description == ""
+
+
+def test_corpus_raw_lxc_keys_in_both_spellings():
+    cfg = parse_config((FIXTURES / "130-hand-raw-equals.conf").read_text(encoding="utf-8"))
+
+    assert cfg.main.raw_lxc() == [
+        ("lxc.apparmor.profile", "unconfined"),
+        ("lxc.cgroup2.devices.allow", "c 189:* rwm"),
+        ("lxc.cgroup2.devices.allow", "c 10:229 rwm"),
+        ("lxc.mount.entry", "/dev/bus/usb dev/bus/usb none bind,optional,create=dir 0 0"),
+        ("lxc.cap.drop", ""),
+        ("lxc.environment", "HTTP_PROXY=http://proxy.example.com:3128"),
+    ]
+    assert "lxc.apparmor.profile: unconfined\n" in format_config(cfg)
+
+
+def test_corpus_hand_spelled_file_values():
+    cfg = parse_config((FIXTURES / "131-hand-spelling.conf").read_text(encoding="utf-8"))
+
+    assert cfg.description == (
+        'Hand-edited file: no space after "#"\n'
+        "  indented second line\n"
+        "a comment in the middle of the section joins the description\n"
+        "and a description key line"
+    )
+    assert cfg.main.get("hostname") == "hand"
+    assert cfg.main.get("swap") == "512"
+    assert cfg.pending.get("delete") == "tags"
+    assert cfg.snapshots["first"].get("description") == "made by hand"
+
+
+def test_corpus_long_description_decoded():
+    cfg = parse_config((FIXTURES / "118-long-description.conf").read_text(encoding="utf-8"))
+    lines = cfg.description.split("\n")
+
+    assert lines[0] == "## Wiki server"
+    assert lines[3] == "Status: 100% migrated, see ticket #4711"
+    assert "日本語のメモ" in lines[4]
+    assert lines[-2] == "# a line that starts with a hash"
+    assert lines[-1] == "trailing percent sign: 100%"
 
 
 def test_corpus_raw_lxc_keys_keep_order_and_repeats():

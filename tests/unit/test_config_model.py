@@ -12,14 +12,18 @@ from pct.config.checks import check_unicast_mac
 from pct.config.format import ContainerConfig, Section, parse_config
 from pct.config.model import (
     ContainerSettings,
+    DeviceConfig,
     MountConfig,
     NetConfig,
+    StartupConfig,
+    UnusedVolume,
     format_mount,
     generate_hwaddr,
     host_arch,
     parse_mount,
     parse_net,
     settings_from_config,
+    validate_settings,
 )
 from pct.errors import ParameterError
 
@@ -58,6 +62,13 @@ def test_settings_defaults_for_empty_config():
     assert settings.tags == ()
     assert settings.description == ""
     assert settings.raw_lxc == ()
+    assert settings.devices == ()
+    assert settings.features == {}
+    assert settings.startup is None
+    assert settings.hookscript is None
+    assert settings.timezone is None
+    assert settings.debug is False
+    assert settings.unused == ()
 
 
 def test_settings_from_full_fixture():
@@ -156,6 +167,146 @@ def test_settings_build_for_every_fixture(path: Path):
 
     assert settings.rootfs is not None
     assert settings.nets
+
+
+def test_settings_devices_features_startup():
+    settings = settings_from_config(load_fixture("140-every-option.conf"), 140)
+
+    assert settings.devices == (DeviceConfig("dev0", "/dev/ttyUSB0", uid=1000, gid=20, mode="0660",
+                                             deny_write=False),)
+    assert settings.features == {"force_rw_sys": False, "fuse": True, "keyctl": True, "mknod": True,
+                                 "mount": ("nfs",), "nesting": True}
+    assert settings.startup == StartupConfig(order=3, up=10, down=20)
+    assert settings.hookscript == "local:snippets/every.sh"
+    assert settings.timezone == "Europe/Berlin"
+    assert settings.debug is False
+    assert settings.unused == (UnusedVolume("unused0", "local:140/vm-140-disk-9.raw"),)
+
+
+def test_settings_devices_sorted_by_index():
+    settings = settings_from_config(load_fixture("116-devices.conf"), 116)
+
+    assert [device.key for device in settings.devices] == ["dev0", "dev1", "dev2", "dev3", "dev4",
+                                                           "dev5", "dev255"]
+    assert settings.devices[4] == DeviceConfig("dev4", "/dev/bus/usb/001/004", deny_write=True)
+
+
+def test_settings_startup_debug_timezone():
+    settings = settings_from_config(load_fixture("117-hookscript-startup.conf"), 117)
+
+    assert settings.startup == StartupConfig(order=1, up=60, down=120)
+    assert settings.debug is True
+    assert settings.timezone == "host"
+    assert settings.hookscript == "local:snippets/ct-hook.pl"
+
+
+def test_settings_startup_order_only():
+    settings = settings_from_config(load_fixture("111-privileged-nfs.conf"), 111)
+
+    assert settings.startup == StartupConfig(order=5)
+    assert settings.features == {"mount": ("nfs", "cifs")}
+
+
+def test_settings_unused_volumes_by_index():
+    settings = settings_from_config(load_fixture("138-unused-volumes.conf"), 138)
+
+    assert [unused.key for unused in settings.unused] == ["unused0", "unused1", "unused7", "unused255"]
+    assert settings.unused[1].volume == "btr:138/subvol-138-disk-2"
+
+
+# --- rules between keys -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("entries, key, reason", [
+    ([("mp0", "local:8,mp=/data"), ("mp1", "/srv/x,mp=/data")],
+     "mp1", "duplicate mount point path '/data' (also used by mp0)"),
+    ([("mp3", "local:8,mp=/a"), ("mp10", "local:8,mp=/b"), ("mp20", "local:9,mp=/a")],
+     "mp20", "duplicate mount point path '/a' (also used by mp3)"),
+    ([("net0", "name=eth0"), ("net1", "name=eth0,bridge=vmbr1")],
+     "net1", "duplicate interface name 'eth0' (also used by net0)"),
+    ([("net2", "name=eth0,hwaddr=02:00:00:00:00:01"), ("net5", "name=eth1,hwaddr=02:00:00:00:00:01")],
+     "net5", "duplicate MAC address '02:00:00:00:00:01' (also used by net2)"),
+    ([("dev0", "/dev/ttyUSB0"), ("dev1", "path=/dev/ttyUSB0,mode=0600")],
+     "dev1", "duplicate device path '/dev/ttyUSB0' (also used by dev0)"),
+    ([("rootfs", "local:100/vm-100-disk-0.raw"), ("unused0", "local:100/vm-100-disk-0.raw")],
+     "unused0", "volume 'local:100/vm-100-disk-0.raw' is still attached as rootfs"),
+    ([("mp0", "local:100/vm-100-disk-1.raw,mp=/x"), ("unused4", "local:100/vm-100-disk-1.raw")],
+     "unused4", "volume 'local:100/vm-100-disk-1.raw' is still attached as mp0"),
+    ([("cores", "0")], "cores", "value '0' is below the minimum of 1"),
+    ([("cpulimit", "-1")], "cpulimit", "value '-1' is below the minimum of 0"),
+    ([("mp0", "local:8,mp=/srv/../etc")], "mp0",
+     "invalid format - mp: path '/srv/../etc' is not normalised (no '.', '..', '//' or trailing '/')"),
+])
+def test_conflicting_keys_rejected(entries: list[tuple[str, str]], key: str, reason: str):
+    section = Section(list(entries))
+    before = list(section.entries)
+
+    with pytest.raises(ParameterError) as excinfo:
+        validate_settings(section, 100)
+
+    assert str(excinfo.value) == f"400 Parameter verification failed. {key}: {reason}"
+    assert "\n" not in str(excinfo.value)
+    assert excinfo.value.key == key
+    assert excinfo.value.vmid == 100
+    assert section.entries == before
+
+
+def test_conflicting_keys_rejected_when_loading():
+    cfg = ContainerConfig(main=Section([("mp0", "local:8,mp=/data"), ("mp1", "/srv/x,mp=/data")]))
+
+    with pytest.raises(ParameterError) as excinfo:
+        settings_from_config(cfg, 100)
+
+    assert excinfo.value.reason == "duplicate mount point path '/data' (also used by mp0)"
+
+
+def test_same_volume_twice_is_allowed_on_distinct_paths():
+    section = Section([("mp0", "/srv/share,mp=/a"), ("mp1", "/srv/share,mp=/b,ro=1")])
+
+    assert [mount.mountpoint for mount in validate_settings(section, 100).mounts] == ["/a", "/b"]
+
+
+def test_validate_settings_accepts_config_and_settings():
+    cfg = load_fixture("140-every-option.conf")
+
+    settings = validate_settings(cfg, 140)
+
+    assert validate_settings(settings, 140) is settings
+
+
+@pytest.mark.parametrize("change, key, reason", [
+    ({"cores": 0}, "cores", "value '0' is below the minimum of 1"),
+    ({"cpulimit": -1.0}, "cpulimit", "value '-1' is below the minimum of 0"),
+    ({"memory": 8}, "memory", "value '8' is below the minimum of 16"),
+    ({"tty": 7}, "tty", "value '7' is above the maximum of 6"),
+    ({"hostname": "bad_name"}, "hostname", "value 'bad_name' does not look like a valid DNS name"),
+    ({"tags": ("web", "my tag")}, "tags",
+     "tag 'my tag' contains characters other than a-z, 0-9, '_', '+', '.' and '-'"),
+    ({"tags": ("a;b",)}, "tags", "tag 'a;b' contains characters other than a-z, 0-9, '_', '+', '.' and '-'"),
+    ({"mounts": (MountConfig("mp0", "local:8", "data"),)}, "mp0", "mount point path 'data' is not absolute"),
+    ({"mounts": (MountConfig("mp0", "local:8", "/srv/../etc"),)}, "mp0",
+     "path '/srv/../etc' is not normalised (no '.', '..', '//' or trailing '/')"),
+    ({"mounts": (MountConfig("mp0", "local:8", "/srv/"),)}, "mp0",
+     "path '/srv/' is not normalised (no '.', '..', '//' or trailing '/')"),
+    ({"rootfs": MountConfig("rootfs", "local:8", "/srv")}, "rootfs", "mount point must be '/', not '/srv'"),
+    ({"nets": (NetConfig(0, "eth0"), NetConfig(1, "eth0"))}, "net1",
+     "duplicate interface name 'eth0' (also used by net0)"),
+])
+def test_validate_settings_built_in_code(change: dict, key: str, reason: str):
+    settings = dataclasses.replace(ContainerSettings(vmid=100, arch="amd64"), **change)
+
+    with pytest.raises(ParameterError) as excinfo:
+        validate_settings(settings, 100)
+
+    assert excinfo.value.key == key
+    assert excinfo.value.reason == reason
+
+
+def test_validate_settings_of_another_container():
+    with pytest.raises(ParameterError) as excinfo:
+        validate_settings(ContainerSettings(vmid=101, arch="amd64"), 100)
+
+    assert excinfo.value.reason == "settings belong to CT 101, not CT 100"
 
 
 def test_settings_skip_unknown_keys():

@@ -15,7 +15,10 @@ from pct.config.propstring import (
 )
 from pct.config.schema import (
     OPTIONS,
+    UNDELETABLE_KEYS,
+    check_deletable,
     check_settable,
+    is_hotpluggable,
     is_settable,
     lookup_option,
     option_help,
@@ -33,12 +36,18 @@ SPEC_KEYS = [
     "startup", "swap", "tags", "template", "timezone", "tty", "unprivileged", "unused0",
     "unused255",
 ]
-FULLY_VALIDATED_KEYS = [
-    "arch", "hostname", "memory", "swap", "cores", "cpulimit", "cpuunits", "net0", "nameserver",
-    "searchdomain", "ostype", "rootfs", "unprivileged", "onboot", "tty", "cmode", "console",
-    "description", "lock", "template", "tags", "protection",
+SETTABLE_KEYS = [
+    "arch", "hostname", "memory", "swap", "cores", "cpulimit", "cpuunits", "net0", "net31",
+    "nameserver", "searchdomain", "ostype", "rootfs", "unprivileged", "onboot", "tty", "cmode",
+    "console", "description", "template", "tags", "protection", "mp0", "mp255", "dev0", "dev255",
+    "unused0", "unused255", "features", "hookscript", "startup", "timezone", "debug",
 ]
-NOT_SETTABLE_KEYS = ["mp0", "dev0", "features", "hookscript", "startup", "timezone", "debug", "unused0"]
+# Keys that pct writes itself.
+NOT_SETTABLE_KEYS = ["lock", "parent", "snaptime", "snapstate"]
+HOTPLUG_KEYS = [
+    "memory", "swap", "cores", "cpulimit", "cpuunits", "net0", "net31", "mp0", "mp255", "hostname",
+    "nameserver", "searchdomain", "description", "tags", "onboot", "startup", "protection",
+]
 
 
 # --- lookup -------------------------------------------------------------------
@@ -61,19 +70,27 @@ def test_lookup_indexed_key_returns_base_option():
     assert OPTIONS["net"].indexed and OPTIONS["net"].max_index == 31
 
 
-@pytest.mark.parametrize("key", FULLY_VALIDATED_KEYS)
-def test_fully_validated_keys_are_settable(key: str):
+@pytest.mark.parametrize("key", SETTABLE_KEYS)
+def test_spec_keys_are_settable(key: str):
     assert is_settable(key)
     assert check_settable(key).settable
 
 
+def test_settable_lists_cover_every_option():
+    listed = {lookup_option(key).name for key in SETTABLE_KEYS + NOT_SETTABLE_KEYS}
+
+    assert listed == set(OPTIONS)
+
+
 @pytest.mark.parametrize("key", NOT_SETTABLE_KEYS)
-def test_other_spec_keys_are_not_settable(key: str):
+def test_internal_keys_are_not_settable(key: str):
     assert not is_settable(key)
     with pytest.raises(ParameterError) as excinfo:
         check_settable(key, 100)
 
-    assert str(excinfo.value) == f"{PREFIX}{key}: option is not supported by 'pct set' yet"
+    assert str(excinfo.value) == (
+        f"{PREFIX}{key}: option is managed by pct itself and cannot be changed with 'pct set'"
+    )
     assert excinfo.value.key == key
     assert excinfo.value.vmid == 100
 
@@ -85,6 +102,60 @@ def test_check_settable_unknown_key():
     assert excinfo.value.reason == (
         "property is not defined in schema and the schema does not allow additional properties"
     )
+
+
+# --- hot plug -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", HOTPLUG_KEYS)
+def test_hotpluggable_keys(key: str):
+    assert is_hotpluggable(key)
+
+
+@pytest.mark.parametrize("key", sorted(set(SPEC_KEYS + NOT_SETTABLE_KEYS) - set(HOTPLUG_KEYS)))
+def test_keys_that_wait_for_restart(key: str):
+    assert not is_hotpluggable(key)
+
+
+@pytest.mark.parametrize("key", ["brige", "net32", "lxc.apparmor.profile"])
+def test_unknown_key_is_not_hotpluggable(key: str):
+    assert not is_hotpluggable(key)
+
+
+# --- deletion -----------------------------------------------------------------------
+
+
+def test_rootfs_cannot_be_deleted():
+    assert "rootfs" in UNDELETABLE_KEYS
+    with pytest.raises(ParameterError) as excinfo:
+        check_deletable("rootfs", 100)
+
+    assert str(excinfo.value) == f"{PREFIX}rootfs: the root file system cannot be removed"
+    assert excinfo.value.key == "rootfs"
+    assert excinfo.value.vmid == 100
+
+
+@pytest.mark.parametrize("key", ["parent", "snaptime", "snapstate"])
+def test_internal_keys_cannot_be_deleted(key: str):
+    assert key in UNDELETABLE_KEYS
+    with pytest.raises(ParameterError) as excinfo:
+        check_deletable(key)
+
+    assert excinfo.value.reason == "option is managed by pct itself and cannot be removed with 'pct set'"
+
+
+@pytest.mark.parametrize("key", ["mp0", "net31", "unused255", "dev7", "memory", "description", "lock",
+                                 "hookscript", "features", "startup"])
+def test_other_keys_can_be_deleted(key: str):
+    assert check_deletable(key) is lookup_option(key)
+    assert key not in UNDELETABLE_KEYS
+
+
+def test_delete_of_unknown_key():
+    with pytest.raises(ParameterError) as excinfo:
+        check_deletable("nonsense", 100)
+
+    assert str(excinfo.value) == f"{PREFIX}delete: unknown option 'nonsense'"
 
 
 # --- valid values and their normalised form -------------------------------------
@@ -158,7 +229,7 @@ def test_boolean_words(key: str, word: str, expected: str):
 # --- invalid values and their messages --------------------------------------------
 
 
-@pytest.mark.parametrize("key, value, reason", [
+INVALID_VALUES = [
     ("memory", "8", "value '8' is below the minimum of 16"),
     ("memory", "512M", "value '512M' is not an integer"),
     ("swap", "-1", "value '-1' is below the minimum of 0"),
@@ -185,6 +256,9 @@ def test_boolean_words(key: str, word: str, expected: str):
     ("tags", "web;Prod", "tag 'Prod' contains characters other than a-z, 0-9, '_', '+', '.' and '-'"),
     ("tags", "a/b", "tag 'a/b' contains characters other than a-z, 0-9, '_', '+', '.' and '-'"),
     ("memory", "", "value is empty"),
+    ("features", ",", "value is empty"),
+    ("arch", "amd64\nx", "value 'amd64\\nx' is not one of: amd64, i386, arm64, armhf, riscv32, riscv64"),
+    ("hostname", "www\u2028x", "value 'www\\u2028x' does not look like a valid DNS name"),
     ("memory", "   ", "value is empty"),
     ("description", "x" * 8193, "description is longer than 8192 bytes"),
     ("brige", "vmbr0",
@@ -254,7 +328,75 @@ def test_boolean_words(key: str, word: str, expected: str):
     ("dev0", "/etc/passwd", "invalid format - path: path '/etc/passwd' is not below /dev/"),
     ("features", "nesting=1,docker=1", "invalid format - unknown key 'docker'"),
     ("timezone", "Europe/../etc", "value 'Europe/../etc' does not look like a valid time zone"),
-])
+    ('console', '2', "value '2' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('cpuunits', '-1', "value '-1' is below the minimum of 0"),
+    ('cpuunits', '1.5', "value '1.5' is not an integer"),
+    ('cores', 'two', "value 'two' is not an integer"),
+    ('debug', 'verbose', "value 'verbose' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('swap', 'lots', "value 'lots' is not an integer"),
+    ('tty', '-1', "value '-1' is below the minimum of 0"),
+    ('template', '2', "value '2' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('unprivileged', 'maybe', "value 'maybe' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('protection', 'enabled', "value 'enabled' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('dev0', 'path=/dev/ttyUSB0,gid=-1', "invalid format - gid: value '-1' is below the minimum of 0"),
+    ('dev0', '/dev/ttyUSB0,uid=4294967295', "invalid format - uid: value '4294967295' is above the maximum of 4294967294"),
+    ('dev0', '/dev/ttyUSB0,mode=0999', "invalid format - mode: value '0999' does not look like a valid octal file mode"),
+    ('dev0', '/dev/ttyUSB0,deny-write=ro', "invalid format - deny-write: value 'ro' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('dev0', 'uid=0', "invalid format - missing required key 'path'"),
+    ('dev0', '/dev/../etc/shadow', "invalid format - path: path '/dev/../etc/shadow' is not normalised (no '.', '..', '//' or trailing '/')"),
+    ('dev0', 'dev/null', "invalid format - path: value 'dev/null' does not look like a valid device path"),
+    ('features', 'nesting=2', "invalid format - nesting: value '2' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('features', 'keyctl=x', "invalid format - keyctl: value 'x' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('features', 'fuse=enable', "invalid format - fuse: value 'enable' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('features', 'mknod=-', "invalid format - mknod: value '-' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('features', 'force_rw_sys=rw', "invalid format - force_rw_sys: value 'rw' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('features', 'mount=nfs;NFS4', "invalid format - mount: value 'NFS4' does not look like a valid file system type"),
+    ('features', 'mount=nfs;;cifs', "invalid format - mount: value 'nfs;;cifs' contains an empty list item"),
+    ('hookscript', '/var/lib/vz/snippets/hook.sh', "value '/var/lib/vz/snippets/hook.sh' is a host path, not a storage volume id (storage:name)"),
+    ('hookscript', 'local:vztmpl/hook.sh', "value 'local:vztmpl/hook.sh' is not a snippet volume id (expected storage:snippets/<file name>)"),
+    ('hookscript', 'local:snippets/../hook.sh', "value 'local:snippets/../hook.sh' is not a snippet volume id (expected storage:snippets/<file name>)"),
+    ('hookscript', 'local:8', "value 'local:8' is an allocation size, not a storage volume id (storage:name)"),
+    ('mp0', 'local:8,mp=/data,acl=2', "invalid format - acl: value '2' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('mp0', 'local:8,mp=/data,backup=yes-please', "invalid format - backup: value 'yes-please' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('mp0', 'local:8,mp=/data,quota=q', "invalid format - quota: value 'q' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('mp0', 'local:8,mp=/data,replicate=r', "invalid format - replicate: value 'r' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('mp0', 'local:8,mp=/data,ro=rw', "invalid format - ro: value 'rw' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('mp0', 'local:8,mp=/data,shared=s', "invalid format - shared: value 's' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('mp0', 'local:8,mp=/data,size=-1G', "invalid format - size: value '-1G' does not look like a valid size (a number with optional unit K, M, G or T)"),
+    ('mp0', 'local:8,mp=/data,mountoptions=exec', "invalid format - mountoptions: value 'exec' is not one of: noatime, nodev, noexec, nosuid, discard, lazytime"),
+    ('mp0', 'local:8,mp=/data,keepattrs=k', "invalid format - keepattrs: value 'k' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('mp0', 'local:8,mp=/data/', "invalid format - mp: path '/data/' is not normalised (no '.', '..', '//' or trailing '/')"),
+    ('mp0', 'local:8,mp=/data//x', "invalid format - mp: path '/data//x' is not normalised (no '.', '..', '//' or trailing '/')"),
+    ('mp0', 'local 8,mp=/data', "invalid format - volume: value 'local 8' does not look like a valid volume"),
+    ('mp0', './relative,mp=/data', "invalid format - volume: value './relative' does not look like a valid volume"),
+    ('rootfs', 'local:8,acl=x', "invalid format - acl: value 'x' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('rootfs', 'local:8,quota=x', "invalid format - quota: value 'x' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('rootfs', 'local:8,replicate=x', "invalid format - replicate: value 'x' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('rootfs', 'local:8,ro=x', "invalid format - ro: value 'x' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('rootfs', 'local:8,shared=x', "invalid format - shared: value 'x' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('rootfs', 'local:8,backup=1', "invalid format - unknown key 'backup'"),
+    ('net0', 'name=eth0,link_down=down', "invalid format - link_down: value 'down' is not a valid boolean (use 0/1, yes/no, on/off or true/false)"),
+    ('net0', 'name=eth0,rate=-1', "invalid format - rate: value '-1' is below the minimum of 0"),
+    ('net0', 'name=eth0,tag=ten', "invalid format - tag: value 'ten' is not an integer"),
+    ('startup', 'order=-1', "invalid format - order: value '-1' is below the minimum of 0"),
+    ('startup', 'order=1,up=-5', "invalid format - up: value '-5' is below the minimum of 0"),
+    ('startup', 'down=soon', "invalid format - down: value 'soon' is not an integer"),
+    ('startup', '1,boot=2', "invalid format - unknown key 'boot'"),
+    ('timezone', 'Mars Base', "value 'Mars Base' does not look like a valid time zone"),
+    ('unused0', '/mnt/disk', "invalid format - volume: value '/mnt/disk' is a host path, not a storage volume id (storage:name)"),
+    ('unused0', 'local:8', "invalid format - volume: value 'local:8' is an allocation size, not a storage volume id (storage:name)"),
+    ('unused0', 'mp=/x', "invalid format - unknown key 'mp'"),
+    ('unused0', 'nostorage', "invalid format - volume: value 'nostorage' does not look like a valid storage volume id"),
+    ('parent', '1st', "value '1st' does not look like a valid snapshot name"),
+    ('snaptime', '-1', "value '-1' is below the minimum of 0"),
+    ('snaptime', 'yesterday', "value 'yesterday' is not an integer"),
+    ('snapstate', 'done', "value 'done' is not one of: prepare, delete"),
+    ('nameserver', 'dns.example.com', "value 'dns.example.com' is not an IPv4 or IPv6 address"),
+    ('searchdomain', '-bad.example', "value '-bad.example' is not a valid DNS domain"),
+]
+
+
+@pytest.mark.parametrize("key, value, reason", INVALID_VALUES)
 def test_invalid_value_message(key: str, value: str, reason: str):
     with pytest.raises(ParameterError) as excinfo:
         validate_option(key, value, 100)
@@ -263,6 +405,25 @@ def test_invalid_value_message(key: str, value: str, reason: str):
     assert str(excinfo.value) == f"{PREFIX}{key}: {reason}"
     assert excinfo.value.key == key
     assert excinfo.value.vmid == 100
+
+
+def test_every_option_has_a_refusal_case():
+    covered = {lookup_option(key).name for key, _, _ in INVALID_VALUES if lookup_option(key)}
+
+    assert covered == set(OPTIONS)
+
+
+@pytest.mark.parametrize("name", [name for name, option in OPTIONS.items() if option.format])
+def test_every_property_string_key_has_a_refusal_case(name: str):
+    reasons = [reason for key, _, reason in INVALID_VALUES if lookup_option(key) is OPTIONS[name]]
+    keys = OPTIONS[name].format.keys
+    covered = {
+        key for key, spec in keys.items()
+        if any(reason.startswith(f"invalid format - {key}: ") for reason in reasons)
+        or (spec.required and f"invalid format - missing required key '{key}'" in reasons)
+    }
+
+    assert covered == set(keys)
 
 
 def test_spec_example_message_for_misspelled_key():

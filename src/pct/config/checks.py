@@ -23,6 +23,8 @@ _TIMEZONE_RE = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
 _FSTYPE_RE = re.compile(r"[a-z0-9_]+")
 _MODE_RE = re.compile(r"0?[0-7]{3,4}")
 _LIST_SEPARATORS_RE = re.compile(r"[\s,;]+")
+_SIZE_ONLY_RE = re.compile(r"\d+(?:\.\d+)?")
+_SNIPPET_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 
 
 def check_dns_name(value: str) -> str:
@@ -102,11 +104,17 @@ def check_tags(value: str) -> str:
     """Check tags made of ``a-z 0-9 _ + . -``, separated by ``;`` (``,`` and spaces also accepted)."""
     tags = _split_words(value)
     for tag in tags:
-        if not _TAG_RE.fullmatch(tag):
-            raise PropertyValueError(
-                f"tag '{tag}' contains characters other than a-z, 0-9, '_', '+', '.' and '-'"
-            )
+        check_tag(tag)
     return ";".join(tags)
+
+
+def check_tag(tag: str) -> str:
+    """Check one tag: ``a-z 0-9 _ + . -`` only, so no separator or space."""
+    if not _TAG_RE.fullmatch(tag):
+        raise PropertyValueError(
+            f"tag '{tag}' contains characters other than a-z, 0-9, '_', '+', '.' and '-'"
+        )
+    return tag
 
 
 def check_ifname(value: str) -> str:
@@ -123,6 +131,28 @@ def check_volume(value: str) -> str:
     storage, sep, volname = value.partition(":")
     if not sep or not _STORAGE_ID_RE.fullmatch(storage) or not volname or any(c.isspace() for c in volname):
         raise ValueError(value)
+    return value
+
+
+def check_storage_volume(value: str) -> str:
+    """Check a storage volume id ``<storage>:<volume name>``; host paths and sizes are rejected."""
+    check_volume(value)
+    if value.startswith("/"):
+        raise PropertyValueError(f"value '{value}' is a host path, not a storage volume id (storage:name)")
+    if _SIZE_ONLY_RE.fullmatch(value.partition(":")[2]):
+        raise PropertyValueError(f"value '{value}' is an allocation size, not a storage volume id (storage:name)")
+    return value
+
+
+def check_snippet_volume(value: str) -> str:
+    """Check the volume id of a snippet such as a hook script: ``<storage>:snippets/<file name>``."""
+    check_storage_volume(value)
+    volname = value.partition(":")[2]
+    directory, _, filename = volname.partition("/")
+    if directory != "snippets" or not _SNIPPET_NAME_RE.fullmatch(filename):
+        raise PropertyValueError(
+            f"value '{value}' is not a snippet volume id (expected storage:snippets/<file name>)"
+        )
     return value
 
 

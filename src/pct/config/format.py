@@ -28,6 +28,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from pct.config.checks import check_snapshot_name
+from pct.config.propstring import one_line
 from pct.config.schema import lookup_option
 from pct.errors import ConfigError
 from pct.paths import Paths
@@ -131,7 +132,7 @@ def format_config(cfg: ContainerConfig) -> str:
         sections.append((PENDING_SECTION, cfg.pending))
     for name, snapshot in cfg.snapshots.items():
         if not _is_snapshot_name(name):
-            raise ConfigError(f"invalid snapshot name '{name}'")
+            raise ConfigError(one_line(f"invalid snapshot name '{name}'"))
         sections.append((name, snapshot))
 
     for name, section in sections:
@@ -289,7 +290,7 @@ class _Parser:
         self.cfg.warnings.append(f"line {number}: {message}")
 
     def _error(self, number: int, message: str) -> ConfigError:
-        return ConfigError(f"line {number}: {message}", self.vmid)
+        return ConfigError(f"line {number}: {one_line(message)}", self.vmid)
 
 
 def _format_section(section: Section, description: str, main: bool) -> list[str]:
@@ -310,15 +311,15 @@ def _comment_line(line: str) -> str:
 def _entry_line(key: str, value: str) -> str:
     value = value.strip()
     if "\n" in value or "\r" in value:
-        raise ConfigError(f"invalid newline inside the value of '{key}'")
+        raise ConfigError(one_line(f"invalid newline inside the value of '{key}'"))
     if is_raw_lxc_key(key):
         if not _RAW_LXC_RE.fullmatch(f"{key}:"):
-            raise ConfigError(f"invalid raw LXC key '{key}'")
+            raise ConfigError(one_line(f"invalid raw LXC key '{key}'"))
         return f"{key}: {value}" if value else f"{key}:"
     if not _KEY_RE.fullmatch(f"{key}:"):
-        raise ConfigError(f"invalid config key '{key}'")
+        raise ConfigError(one_line(f"invalid config key '{key}'"))
     if not value:
-        raise ConfigError(f"empty value for '{key}'")
+        raise ConfigError(one_line(f"empty value for '{key}'"))
     return f"{key}: {value}"
 
 

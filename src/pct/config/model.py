@@ -11,9 +11,21 @@ import platform
 import random
 from dataclasses import dataclass, field
 
-from pct.config.format import ContainerConfig
+from pct.config.consistency import check_settings
+from pct.config.format import ContainerConfig, Section
 from pct.config.propstring import PropertyValueError, format_propstring, format_size, parse_propstring, parse_size
-from pct.config.schema import MOUNT_POINT_FORMAT, NET_FORMAT, OPTIONS, ROOTFS_FORMAT, lookup_option, validate_option
+from pct.config.schema import (
+    DEV_FORMAT,
+    FEATURES_FORMAT,
+    MOUNT_POINT_FORMAT,
+    NET_FORMAT,
+    OPTIONS,
+    ROOTFS_FORMAT,
+    STARTUP_FORMAT,
+    UNUSED_FORMAT,
+    lookup_option,
+    validate_option,
+)
 from pct.errors import ParameterError
 
 # Host machine names (uname -m) mapped to the container architecture names.
@@ -67,6 +79,39 @@ class MountConfig:
 
 
 @dataclass(frozen=True)
+class DeviceConfig:
+    """One ``dev[n]`` device passed through to the container.
+
+    ``mode`` is the octal text of the config (``0660``); None keeps the mode
+    of the host device node.
+    """
+
+    key: str
+    path: str
+    uid: int | None = None
+    gid: int | None = None
+    mode: str | None = None
+    deny_write: bool = False
+
+
+@dataclass(frozen=True)
+class StartupConfig:
+    """The ``startup`` option: start order and delays in seconds (None when not set)."""
+
+    order: int | None = None
+    up: int | None = None
+    down: int | None = None
+
+
+@dataclass(frozen=True)
+class UnusedVolume:
+    """One ``unused[n]`` volume: detached from the container but still owned by it."""
+
+    key: str
+    volume: str
+
+
+@dataclass(frozen=True)
 class ContainerSettings:
     """The validated settings of one container, with defaults filled in."""
 
@@ -95,6 +140,14 @@ class ContainerSettings:
     description: str = ""
     raw_lxc: tuple[tuple[str, str], ...] = ()
     mounts: tuple[MountConfig, ...] = ()
+    devices: tuple[DeviceConfig, ...] = ()
+    # Boolean features map to True/False; "mount" maps to a tuple of file system types.
+    features: dict[str, bool | tuple[str, ...]] = field(default_factory=dict)
+    startup: StartupConfig | None = None
+    hookscript: str | None = None
+    timezone: str | None = None
+    debug: bool = False
+    unused: tuple[UnusedVolume, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.hostname:
@@ -102,8 +155,34 @@ class ContainerSettings:
 
 
 def settings_from_config(cfg: ContainerConfig, vmid: int) -> ContainerSettings:
-    """Validate the main section of *cfg* and build the typed settings of container *vmid*."""
-    values = _validated_values(cfg, vmid)
+    """Validate the main section of *cfg* and build the typed settings of container *vmid*.
+
+    Raises ``ParameterError`` for a bad value of one key, and for keys that
+    conflict with each other (two mount points on one path, two network
+    devices with one interface name, ...).
+    """
+    settings = _settings_from_values(cfg, _validated_values(cfg, vmid), vmid)
+    check_settings(settings)
+    return settings
+
+
+def validate_settings(source: ContainerSettings | ContainerConfig | Section, vmid: int) -> ContainerSettings:
+    """Validate every key of *source* and the rules between keys; return the settings.
+
+    *source* is a config, its main section, or settings built in code. The
+    first problem raises ``ParameterError`` naming the key.
+    """
+    if isinstance(source, Section):
+        source = ContainerConfig(main=source)
+    if isinstance(source, ContainerConfig):
+        return settings_from_config(source, vmid)
+    if source.vmid != vmid:
+        raise ParameterError("vmid", f"settings belong to CT {source.vmid}, not CT {vmid}", vmid)
+    check_settings(source)
+    return source
+
+
+def _settings_from_values(cfg: ContainerConfig, values: dict[str, str], vmid: int) -> ContainerSettings:
 
     def text(key: str) -> str | None:
         return values.get(key)
@@ -149,6 +228,14 @@ def settings_from_config(cfg: ContainerConfig, vmid: int) -> ContainerSettings:
         description=cfg.description,
         raw_lxc=tuple(cfg.main.raw_lxc()),
         mounts=mounts,
+        devices=tuple(_device_from_valid(key, values[key]) for key in _indexed_keys(values, "dev")),
+        features=_features_from_valid(values["features"]) if "features" in values else {},
+        startup=_startup_from_valid(values["startup"]) if "startup" in values else None,
+        hookscript=text("hookscript"),
+        timezone=text("timezone"),
+        debug=boolean("debug"),
+        unused=tuple(UnusedVolume(key, parse_propstring(values[key], UNUSED_FORMAT)["volume"])
+                     for key in _indexed_keys(values, "unused")),
     )
 
 
@@ -223,6 +310,36 @@ def _validated_values(cfg: ContainerConfig, vmid: int) -> dict[str, str]:
             continue
         values[key] = validate_option(key, value, vmid)
     return values
+
+
+def _indexed_keys(values: dict[str, str], name: str) -> list[str]:
+    """Return the keys of indexed option *name* present in *values*, by ascending index."""
+    keys = [key for key in values if lookup_option(key) is OPTIONS[name]]
+    return sorted(keys, key=lambda key: int(key[len(name):]))
+
+
+def _device_from_valid(key: str, value: str) -> DeviceConfig:
+    values = parse_propstring(value, DEV_FORMAT)
+    return DeviceConfig(
+        key=key,
+        path=values["path"],
+        uid=int(values["uid"]) if "uid" in values else None,
+        gid=int(values["gid"]) if "gid" in values else None,
+        mode=values.get("mode"),
+        deny_write=values.get("deny-write") == "1",
+    )
+
+
+def _features_from_valid(value: str) -> dict[str, bool | tuple[str, ...]]:
+    features: dict[str, bool | tuple[str, ...]] = {}
+    for name, text in parse_propstring(value, FEATURES_FORMAT).items():
+        features[name] = tuple(text.split(";")) if name == "mount" else text == "1"
+    return features
+
+
+def _startup_from_valid(value: str) -> StartupConfig:
+    values = parse_propstring(value, STARTUP_FORMAT)
+    return StartupConfig(**{name: int(text) for name, text in values.items()})
 
 
 def _net_from_valid(value: str, index: int) -> NetConfig:

@@ -28,12 +28,22 @@ _NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)([KMGT]?)", re.IGNORECASE)
 
 
+# Control characters and the characters that str.splitlines() treats as line breaks.
+_UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 class PropertyValueError(ValueError):
-    """A value that fails its check. ``reason`` is the text shown to the user."""
+    """A value that fails its check. ``reason`` is the text shown to the user, always one line."""
 
     def __init__(self, reason: str):
+        reason = one_line(reason)
         super().__init__(reason)
         self.reason = reason
+
+
+def one_line(text: str) -> str:
+    """Escape control characters and line breaks in *text* (``\\n``, ``\\x00``) so that an error stays one line."""
+    return _UNPRINTABLE_RE.sub(lambda match: repr(match.group(0))[1:-1], text)
 
 
 @dataclass(frozen=True)

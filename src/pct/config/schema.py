@@ -4,8 +4,9 @@ Each ``Option`` carries the type, range, default and help of one key and
 drives validation, ``--help`` and the typed model. Indexed options such as
 ``net[n]`` are declared once under their base name.
 
-Every key of the config file format is declared so that files round-trip,
-but only options with ``settable=True`` may be changed by ``pct set``.
+Every key of the config file format is declared so that files round-trip.
+Options with ``settable=False`` (``lock``, ``parent``, ``snaptime``,
+``snapstate``) are written by pct itself and cannot be changed by ``pct set``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from pct.config.propstring import (
 from pct.errors import ParameterError
 
 UNKNOWN_KEY_REASON = "property is not defined in schema and the schema does not allow additional properties"
-NOT_SETTABLE_REASON = "option is not supported by 'pct set' yet"
+INTERNAL_DELETE_REASON = "option is managed by pct itself and cannot be removed with 'pct set'"
+NOT_SETTABLE_REASON = "option is managed by pct itself and cannot be changed with 'pct set'"
 
 ARCHES = ("amd64", "i386", "arm64", "armhf", "riscv32", "riscv64")
 OSTYPES = ("alpine", "archlinux", "centos", "debian", "devuan", "fedora", "gentoo", "nixos",
@@ -46,7 +48,8 @@ class Option:
     declares the keys). An indexed option (``indexed=True``) is written as
     ``<name>0`` to ``<name><max_index>``. ``hotplug`` is True when a change
     applies to a running container at once; other changes wait in
-    ``[pve:pending]`` until the next start.
+    ``[pve:pending]`` until the next start. ``delete_refusal``, when set, is
+    the reason ``pct set --delete`` rejects the key.
     """
 
     name: str
@@ -63,6 +66,7 @@ class Option:
     max_index: int = 0
     hotplug: bool = False
     settable: bool = True
+    delete_refusal: str = ""
 
     def normalise(self, value: str) -> str:
         """Validate *value* and return its canonical text, or raise ``PropertyValueError``."""
@@ -119,7 +123,12 @@ def _check_vlan_id(item: str) -> str:
 
 ROOTFS_FORMAT = PropFormat(_mount_keys(with_mount_point=False), default_key="volume")
 MOUNT_POINT_FORMAT = PropFormat(_mount_keys(with_mount_point=True), default_key="volume")
-UNUSED_FORMAT = PropFormat({"volume": _volume_key()}, default_key="volume")
+UNUSED_FORMAT = PropFormat({
+    "volume": PropKey("string", required=True, check=checks.check_storage_volume, kind="storage volume id",
+                      description="Storage volume (storage:name) no longer attached to the container"),
+}, default_key="volume")
+# The largest valid user or group id: (uid_t)-1 is reserved as "no id".
+MAX_ID = 4294967294
 
 NET_FORMAT = PropFormat({
     "name": PropKey("string", required=True, check=checks.check_ifname, kind="interface name",
@@ -150,10 +159,10 @@ DEV_FORMAT = PropFormat({
     "path": PropKey("string", required=True, check=checks.check_device_path, kind="device path",
                     description="Host device to pass through"),
     "deny-write": PropKey("boolean", description="Pass the device read-only"),
-    "gid": PropKey("integer", minimum=0, description="Group id of the device node"),
+    "gid": PropKey("integer", minimum=0, maximum=MAX_ID, description="Group id of the device node"),
     "mode": PropKey("string", check=checks.check_file_mode, kind="octal file mode",
                     description="Access mode of the device node"),
-    "uid": PropKey("integer", minimum=0, description="User id of the device node"),
+    "uid": PropKey("integer", minimum=0, maximum=MAX_ID, description="User id of the device node"),
 }, default_key="path")
 
 FEATURES_FORMAT = PropFormat({
@@ -180,59 +189,64 @@ def _declare(*options: Option) -> dict[str, Option]:
 OPTIONS: dict[str, Option] = _declare(
     Option("arch", "enum", "OS architecture", default="host", enum=ARCHES),
     Option("cmode", "enum", "What 'pct console' attaches to", default="tty",
-           enum=("tty", "console", "shell"), hotplug=True),
+           enum=("tty", "console", "shell")),
     Option("console", "boolean", "Attach /dev/console", default="1"),
     Option("cores", "integer", "Number of host CPUs the container may use", minimum=1, maximum=8192,
            hotplug=True),
     Option("cpulimit", "number", "CPU time limit in cores (0 = no limit)", default="0", minimum=0,
            maximum=8192, hotplug=True),
     Option("cpuunits", "integer", "Relative CPU weight", minimum=0, maximum=500000, hotplug=True),
-    Option("debug", "boolean", "Start LXC with debug logging", default="0", settable=False),
+    Option("debug", "boolean", "Start LXC with debug logging", default="0"),
     Option("description", "string", "Free text shown as comments at the top of the config",
            check=checks.check_description, kind="description", hotplug=True),
     Option("dev", "propstring", "Device passed through to the container", format=DEV_FORMAT,
-           indexed=True, max_index=255, settable=False),
-    Option("features", "propstring", "Extra container features", format=FEATURES_FORMAT,
-           settable=False),
+           indexed=True, max_index=255),
+    Option("features", "propstring", "Extra container features", format=FEATURES_FORMAT),
     Option("hookscript", "string", "Volume id of a script called at start and stop phases",
-           check=checks.check_volume, kind="volume id", settable=False),
+           check=checks.check_snippet_volume, kind="snippet volume id (storage:snippets/name)"),
     Option("hostname", "string", "Host name of the container (default CT<vmid>)",
-           check=checks.check_dns_name, kind="DNS name"),
-    Option("lock", "enum", "Lock set by a running action", enum=LOCKS, hotplug=True),
+           check=checks.check_dns_name, kind="DNS name", hotplug=True),
+    Option("lock", "enum", "Lock set by a running action; cleared by 'pct unlock'", enum=LOCKS,
+           settable=False),
     Option("memory", "integer", "Memory limit in MiB", default="512", minimum=16, hotplug=True),
     Option("mp", "propstring", "Mount point", format=MOUNT_POINT_FORMAT, indexed=True,
-           max_index=255, hotplug=True, settable=False),
+           max_index=255, hotplug=True),
     Option("nameserver", "string", "DNS servers, separated by spaces", check=checks.check_nameservers,
-           kind="list of IP addresses"),
+           kind="list of IP addresses", hotplug=True),
     Option("net", "propstring", "Network device", format=NET_FORMAT, indexed=True, max_index=31,
            hotplug=True),
     Option("onboot", "boolean", "Start the container when the host boots", default="0", hotplug=True),
     Option("ostype", "enum", "Distribution in the container (detected when absent)", enum=OSTYPES),
     Option("protection", "boolean", "Forbid removal of the container and its disks", default="0",
            hotplug=True),
-    Option("rootfs", "propstring", "Root file system volume", format=ROOTFS_FORMAT),
+    Option("rootfs", "propstring", "Root file system volume", format=ROOTFS_FORMAT,
+           delete_refusal="the root file system cannot be removed"),
     Option("searchdomain", "string", "DNS search domains, separated by spaces",
-           check=checks.check_searchdomains, kind="list of DNS domains"),
+           check=checks.check_searchdomains, kind="list of DNS domains", hotplug=True),
     Option("startup", "propstring", "Start and shutdown order", format=STARTUP_FORMAT,
-           hotplug=True, settable=False),
+           hotplug=True),
     Option("swap", "integer", "Swap limit in MiB", default="512", minimum=0, hotplug=True),
     Option("tags", "string", "Tags separated by ';'", check=checks.check_tags, kind="tag list",
            hotplug=True),
     Option("template", "boolean", "The container is a template", default="0"),
     Option("timezone", "string", "Time zone of the container, or 'host'", check=checks.check_timezone,
-           kind="time zone", settable=False),
+           kind="time zone"),
     Option("tty", "integer", "Number of ttys", default="2", minimum=0, maximum=6),
     Option("unprivileged", "boolean", "Map ids with a user namespace", default="0"),
     Option("unused", "propstring", "Volume detached from the container", format=UNUSED_FORMAT,
-           indexed=True, max_index=255, settable=False),
+           indexed=True, max_index=255),
     # Keys written by the tool itself, never by the user.
     Option("parent", "string", "Snapshot the current state is based on",
-           check=checks.check_snapshot_name, kind="snapshot name", settable=False),
+           check=checks.check_snapshot_name, kind="snapshot name", settable=False,
+           delete_refusal=INTERNAL_DELETE_REASON),
     Option("snaptime", "integer", "Time the snapshot was taken (Unix epoch)", minimum=0,
-           settable=False),
+           settable=False, delete_refusal=INTERNAL_DELETE_REASON),
     Option("snapstate", "enum", "State of a snapshot being taken or removed",
-           enum=("prepare", "delete"), settable=False),
+           enum=("prepare", "delete"), settable=False, delete_refusal=INTERNAL_DELETE_REASON),
 )
+
+# Keys that 'pct set --delete' rejects, each for the reason its option declares.
+UNDELETABLE_KEYS = frozenset(name for name, option in OPTIONS.items() if option.delete_refusal)
 
 
 def lookup_option(key: str) -> Option | None:
@@ -263,9 +277,13 @@ def validate_option(key: str, value: str, vmid: int | None = None) -> str:
     if value == "":
         raise ParameterError(key, "value is empty", vmid)
     try:
-        return option.normalise(value)
+        normalised = option.normalise(value)
     except PropertyValueError as exc:
         raise ParameterError(key, exc.reason, vmid) from None
+    # A property string of only commas normalises to nothing, which the file cannot store.
+    if normalised == "":
+        raise ParameterError(key, "value is empty", vmid)
+    return normalised
 
 
 def is_settable(key: str) -> bool:
@@ -281,6 +299,31 @@ def check_settable(key: str, vmid: int | None = None) -> Option:
         raise ParameterError(key, UNKNOWN_KEY_REASON, vmid)
     if not option.settable:
         raise ParameterError(key, NOT_SETTABLE_REASON, vmid)
+    return option
+
+
+def is_hotpluggable(key: str) -> bool:
+    """Return whether a change of *key* applies to a running container without a restart.
+
+    Unknown keys return False. A change of any other key waits in
+    ``[pve:pending]`` until the next start.
+    """
+    # Limitation: 'pct set' does not write [pve:pending] yet, so this flag is
+    # only data for the code that will apply changes to running containers.
+    option = lookup_option(key)
+    return option is not None and option.hotplug
+
+
+def check_deletable(key: str, vmid: int | None = None) -> Option:
+    """Return the option of *key*, or raise ``ParameterError`` if ``pct set --delete`` must reject it.
+
+    ``lock`` may be deleted, because that is what ``pct unlock`` does.
+    """
+    option = lookup_option(key)
+    if option is None:
+        raise ParameterError("delete", f"unknown option '{key}'", vmid)
+    if option.delete_refusal:
+        raise ParameterError(key, option.delete_refusal, vmid)
     return option
 
 
