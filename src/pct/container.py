@@ -27,6 +27,7 @@ from pct.guest.credentials import start_host_key_generation
 from pct.runtime.guestprep import prepare_guest
 from pct.runtime.idmap import check_subid_ranges
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
+from pct.runtime.mountpoints import mount_all
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import is_running
 from pct.storage import get_storage, parse_volume_id
@@ -133,13 +134,14 @@ def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, tem
     unprivileged = config.main.get("unprivileged") == "1"
 
     progress.log(f"allocating root volume: {config.main.get('rootfs')}")
-    rootfs_value = _allocate_rootfs(paths, vmid, config.main.get("rootfs"), unprivileged, undo)
-    config.main.set("rootfs", rootfs_value)
+    for key in ["rootfs"] + [key for key in config.main.keys() if re.fullmatch(r"mp\d+", key)]:
+        config.main.set(key, allocate_if_requested(paths, vmid, key, config.main.get(key), unprivileged, undo))
     write_config(paths, vmid, config)
 
     settings = settings_from_config(config, vmid)
     rootfs = mount_rootfs(paths, settings)
     undo.append(lambda: unmount_all(paths, vmid))
+    mount_all(paths, settings, rootfs, UNPRIVILEGED_ID_MAP[0] if unprivileged else 0, volumes_only=True)
 
     id_map = UNPRIVILEGED_ID_MAP if unprivileged else None
     if id_map:
@@ -171,15 +173,20 @@ def _discard_keys(host_keys) -> None:
         pass
 
 
-def _allocate_rootfs(paths: Paths, vmid: int, value: str, unprivileged: bool,
-                     undo: list[Callable[[], None]]) -> str:
-    """Replace ``STORAGE:SIZE_GIB`` in the rootfs value by a newly allocated volume."""
-    mount = parse_mount("rootfs", value)
+def allocate_if_requested(paths: Paths, vmid: int, key: str, value: str, unprivileged: bool,
+                          undo: list[Callable[[], None]]) -> str:
+    """Replace ``STORAGE:SIZE_GIB`` in a rootfs or ``mp[n]`` value by a newly allocated volume.
+
+    Values that name an existing volume, a host path or a device come back
+    unchanged; a missing storage volume is an error.
+    """
+    mount = parse_mount(key, value)
     match = _ALLOCATION.match(mount.volume)
     if not match:
-        storage_id, volname = parse_volume_id(mount.volume)
-        if not get_storage(paths, storage_id).volume_path(volname).exists():
-            raise PctError(f"CT {vmid}: rootfs volume '{mount.volume}' does not exist", vmid)
+        if not mount.volume.startswith("/"):
+            storage_id, volname = parse_volume_id(mount.volume)
+            if not get_storage(paths, storage_id).volume_path(volname).exists():
+                raise PctError(f"CT {vmid}: {key}: volume '{mount.volume}' does not exist", vmid)
         return value
 
     storage_id, size_gib = match.group(1), float(match.group(2))
@@ -187,11 +194,14 @@ def _allocate_rootfs(paths: Paths, vmid: int, value: str, unprivileged: bool,
     storage = get_storage(paths, storage_id)
     volname = storage.alloc_volume(vmid, size, unprivileged)
     undo.append(lambda: storage.free_volume(volname))
-    rest = value.split(",", 1)[1] if "," in value else ""
-    options = [f"{storage_id}:{volname}"] + ([rest] if rest else [])
-    if size and "size=" not in rest:
+    parts = value.split(",")
+    rest = [part for part in parts[1:] if not part.startswith("size=")]
+    if parts[0].startswith("volume="):
+        rest = [part for part in parts if not part.startswith(("volume=", "size="))]
+    options = [f"{storage_id}:{volname}"] + rest
+    if size:
         options.append(f"size={format_size(size)}")
-    return validate_option("rootfs", ",".join(options), vmid)
+    return validate_option(key, ",".join(options), vmid)
 
 
 def _roll_back(undo: list[Callable[[], None]], vmid: int) -> None:

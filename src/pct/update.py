@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 from dataclasses import dataclass, field
 
 from pct.config.format import ContainerConfig, Section, config_digest, parse_config, write_config
@@ -75,18 +76,36 @@ def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[st
         for key in request.revert:
             _drop_pending(config, key)
 
-        if is_running(paths, vmid):
-            _update_running(paths, vmid, config, changes, request.delete)
-        else:
-            fold_pending(config)
-            for key, value in changes.items():
-                _set_value(config, key, value, vmid)
-            for key in request.delete:
-                _delete_value(config, key)
+        undo: list = []
+        try:
+            _allocate_volumes(paths, vmid, config, changes, undo)
+            if is_running(paths, vmid):
+                _update_running(paths, vmid, config, changes, request.delete)
+            else:
+                fold_pending(config)
+                for key, value in changes.items():
+                    _set_value(config, key, value, vmid)
+                for key in request.delete:
+                    _delete_value(config, key)
 
-        _check_result(config, vmid)
-        write_config(paths, vmid, config)
+            _check_result(config, vmid)
+            write_config(paths, vmid, config)
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            raise
         return pending_keys(config)
+
+
+def _allocate_volumes(paths: Paths, vmid: int, config: ContainerConfig, changes: dict[str, str],
+                      undo: list) -> None:
+    """Allocate the volumes that ``mp[n]: STORAGE:SIZE`` values request, in place in *changes*."""
+    from pct.container import allocate_if_requested
+
+    unprivileged = config.main.get("unprivileged") == "1"
+    for key in list(changes):
+        if re.fullmatch(r"mp\d+", key):
+            changes[key] = allocate_if_requested(paths, vmid, key, changes[key], unprivileged, undo)
 
 
 def _load_checked(paths: Paths, vmid: int, digest: str | None) -> ContainerConfig:

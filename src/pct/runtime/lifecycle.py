@@ -16,6 +16,7 @@ from pct.runtime.cgroups import detect_layout
 from pct.runtime.guestprep import prepare_guest
 from pct.runtime.idmap import check_subid_ranges
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP, generate_lxc_config, write_lxc_config
+from pct.runtime.mountpoints import mount_all
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import is_running
 
@@ -41,6 +42,8 @@ def start_container(paths: Paths, vmid: int, debug: bool = False) -> None:
         rootfs = mount_rootfs(paths, settings)
         try:
             ostype = prepare_guest(settings, rootfs, phase="start")
+            uid_base = UNPRIVILEGED_ID_MAP[0] if settings.unprivileged else 0
+            mount_all(paths, settings, rootfs, uid_base)
             text = generate_lxc_config(settings, paths, detect_layout(), ostype)
             write_lxc_config(paths, vmid, text)
             _lxc_start(paths, vmid, debug)

@@ -93,16 +93,24 @@ class DirStorage(Storage):
             raise StorageError(f"storage '{self.storage_id}': '{volname}' is not a template volume")
         return self.base / "template" / "cache" / match.group(1)
 
-    def mount_volume(self, volname: str, target: Path, read_only: bool = False) -> None:
-        """Mount a raw image through a loop device, or bind-mount a directory volume."""
+    def mount_volume(self, volname: str, target: Path | str, read_only: bool = False,
+                     options: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+        """Mount a raw image through a loop device, or bind-mount a directory volume.
+
+        *target* may be a ``/proc/self/fd/<n>`` path of a directory opened by
+        the caller, with that descriptor in *pass_fds*.
+        """
         path = self.volume_path(volname)
         if not path.exists():
             raise StorageError(f"volume '{self.storage_id}:{volname}' does not exist")
-        options = "ro" if read_only else "rw"
+        flags = ["ro" if read_only else "rw"] + list(options or [])
         if path.is_dir():
-            run(["mount", "--bind", "-o", options, str(path), str(target)])
+            run(["mount", "--bind", str(path), str(target)], pass_fds=pass_fds)
+            if read_only or options:
+                run(["mount", "-o", ",".join(["remount", "bind"] + flags), str(target)], pass_fds=pass_fds)
         else:
-            run(["mount", "-t", "ext4", "-o", f"loop,{options}", str(path), str(target)])
+            run(["mount", "-t", "ext4", "-o", ",".join(["loop"] + flags), str(path), str(target)],
+                pass_fds=pass_fds)
 
     def list_volumes(self, vmid: int | None = None) -> list[str]:
         images = self.base / "images"

@@ -49,7 +49,8 @@ class Storage:
     def volume_path(self, volname: str) -> Path:
         raise self._unsupported("resolving a volume path")
 
-    def mount_volume(self, volname: str, target: Path, read_only: bool = False) -> None:
+    def mount_volume(self, volname: str, target: Path | str, read_only: bool = False,
+                     options: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         raise self._unsupported("mounting a volume")
 
     def template_path(self, volname: str) -> Path:

@@ -1,0 +1,100 @@
+"""Mount points: storage volumes, directories and bind mounts, and hostile targets."""
+
+import os
+import subprocess
+
+from conftest import _mounts_below
+
+
+def mounted_at(path) -> bool:
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as mountinfo:
+        return any(line.split()[4] == target for line in mountinfo)
+
+
+def test_volume_and_bind_mounts_inside(host, busybox_template, tmp_path):
+    shared = host.root / "shared"
+    shared.mkdir()
+    (shared / "hello.txt").write_text("from the host\n")
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--unprivileged", "0",
+             "--mp0", "local:1,mp=/data", "--mp1", f"{shared},mp=/mnt/shared,ro=1")
+    text = host.conf_text(vmid)
+    assert f"mp0: local:{vmid}/vm-{vmid}-disk-1.raw,mp=/data,size=1G\n" in text
+
+    host.pct("set", vmid, "--mp2", "local:0,mp=/data/sub")
+    assert f"mp2: local:{vmid}/subvol-{vmid}-disk-2,mp=/data/sub" in host.conf_text(vmid)
+
+    host.pct("start", vmid)
+    mounts = host.pct("exec", vmid, "--", "cat", "/proc/mounts").stdout
+    assert " /data ext4 " in mounts
+    assert " /data/sub " in mounts
+    assert host.pct("exec", vmid, "--", "cat", "/mnt/shared/hello.txt").stdout == "from the host\n"
+    result = host.pct("exec", vmid, "--", "touch", "/mnt/shared/new", check=False)
+    assert result.returncode != 0
+    assert not (shared / "new").exists()
+
+    host.pct("exec", vmid, "--", "sh", "-c", "echo kept > /data/file")
+    host.pct("stop", vmid)
+    assert _mounts_below(host.root) == []
+    host.pct("start", vmid)
+    assert host.pct("exec", vmid, "--", "cat", "/data/file").stdout == "kept\n"
+
+
+def test_mount_point_on_running_is_pending(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template))
+    host.pct("start", vmid)
+    result = host.pct("set", vmid, "--mp0", "local:0,mp=/later")
+    assert "pending until the next start: mp0" in result.stderr
+    assert "mp0: " in host.conf_text(vmid).split("[pve:pending]")[1]
+    host.pct("stop", vmid)
+    host.pct("start", vmid)
+    assert " /later " in host.pct("exec", vmid, "--", "cat", "/proc/mounts").stdout
+
+
+def test_planted_symlink_target_is_refused(host, busybox_template, tmp_path):
+    """A symlink inside the guest must never make a mount land on the host."""
+    outside = tmp_path / "host-dir"
+    outside.mkdir()
+    (outside / "keep").write_text("host\n")
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--unprivileged", "0", "--rootfs", "local:0")
+    rootfs = host.root / f"var/lib/vz/images/{vmid}/subvol-{vmid}-disk-0"
+    (rootfs / "evil").symlink_to(str(outside))
+    (rootfs / "relative").symlink_to("../../../../../../../../.." + str(outside))
+    before = host.conf_text(vmid)
+
+    for target in ("/evil", "/evil/sub", "/relative/x"):
+        host.pct("set", vmid, "--mp0", f"local:0,mp={target}")
+        result = host.pct("start", vmid, check=False)
+        assert result.returncode != 0
+        assert "leads through a symlink" in result.stderr
+        assert not mounted_at(outside)
+        assert sorted(os.listdir(outside)) == ["keep"]
+        assert _mounts_below(host.root) == []
+        assert host.pct("status", vmid).stdout == "status: stopped\n"
+    assert host.conf_text(vmid) != before
+
+
+def test_bind_mount_of_system_directory_refused(host, busybox_template):
+    vmid = host.new_vmid()
+    result = host.pct("create", vmid, str(busybox_template), "--mp0", "/etc,mp=/hostetc", check=False)
+    assert "bind mounting the host directory '/etc' is not allowed" in result.stderr
+    assert not host.conf_path(vmid).exists()
+    assert host.images() == []
+
+    host.pct("create", vmid, str(busybox_template))
+    host.pct("set", vmid, "--mp0", "/etc,mp=/hostetc")
+    result = host.pct("start", vmid, check=False)
+    assert "bind mounting the host directory '/etc' is not allowed" in result.stderr
+    assert _mounts_below(host.root) == []
+
+
+def test_missing_volume_is_refused_by_set(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template))
+    before = host.conf_text(vmid)
+    result = host.pct("set", vmid, "--mp0", f"local:{vmid}/vm-{vmid}-disk-9.raw,mp=/x", check=False)
+    assert f"mp0: volume 'local:{vmid}/vm-{vmid}-disk-9.raw' does not exist" in result.stderr
+    assert host.conf_text(vmid) == before
