@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from pct.config.format import ContainerConfig, Section, config_digest, parse_config, write_config
 from pct.config.model import settings_from_config
-from pct.config.schema import is_settable, lookup_option, validate_option
+from pct.config.schema import check_deletable, check_settable, lookup_option, validate_option
 from pct.errors import ConfigError, LockError, ParameterError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
@@ -23,7 +23,6 @@ from pct.runtime.state import is_running
 
 log = logging.getLogger(__name__)
 
-UNDELETABLE_KEYS = frozenset({"rootfs"})
 DIGEST_MISMATCH = "detected modified configuration - file changed by other user? Try again."
 
 
@@ -43,18 +42,15 @@ def validate_request(request: UpdateRequest, vmid: int) -> dict[str, str]:
     for key, value in request.changes.items():
         if key.startswith("lxc."):
             raise ParameterError(key, "raw LXC keys cannot be set with 'pct set'; edit the config file", vmid)
-        if lookup_option(key) is None:
-            raise ParameterError(key, "property is not defined in schema", vmid)
-        if not is_settable(key):
-            raise ParameterError(key, "option is not supported by 'pct set' yet", vmid)
+        check_settable(key, vmid)
         normalised[key] = validate_option(key, value, vmid)
 
     for key in request.delete + request.revert:
         if lookup_option(key) is None:
             raise ParameterError("delete" if key in request.delete else "revert", f"unknown option '{key}'", vmid)
     for key in request.delete:
-        if key in UNDELETABLE_KEYS:
-            raise ParameterError(key, "the root file system cannot be removed", vmid)
+        if key != "lock":
+            check_deletable(key, vmid)
         if key in normalised:
             raise ParameterError("delete", f"cannot set and delete '{key}' at the same time", vmid)
     for key in request.revert:

@@ -26,3 +26,22 @@ def test_non_root_is_refused(monkeypatch, capsys):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert main(["list"]) == 1
     assert capsys.readouterr().err == "pct: must be run as root\n"
+
+
+def test_help_lists_schema_options(capsys):
+    from pct.config.schema import OPTIONS
+
+    if os.geteuid() != 0:
+        return
+    assert main(["help", "create"]) == 0
+    output = capsys.readouterr().out
+    assert "--memory" in output
+    assert OPTIONS["memory"].description in output
+    assert "--net0" in output
+
+
+def test_help_unknown_command(capsys):
+    if os.geteuid() != 0:
+        return
+    assert main(["help", "nope"]) == 1
+    assert capsys.readouterr().err.startswith("no such command 'nope'")

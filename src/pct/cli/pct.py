@@ -377,6 +377,27 @@ def cmd_console(paths: Paths, args: argparse.Namespace) -> int:
     return open_console(paths, args.vmid, escape=args.escape)
 
 
+def _help_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("extra", nargs="?", metavar="command", help="the command to describe")
+
+
+def cmd_help(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.errors import PctError
+
+    name = args.extra
+    if name is None:
+        build_parser().print_help()
+        return 0
+    if name not in COMMANDS:
+        raise PctError(f"no such command '{name}'; commands: {', '.join(COMMANDS)}")
+    parser = build_parser(name)
+    try:
+        parser.parse_args([name, "--help"])
+    except SystemExit:  # argparse ends --help this way
+        pass
+    return 0
+
+
 COMMANDS = {
     "create": ("create a container from a template", cmd_create, _create_arguments),
     "start": ("start a container", cmd_start, _vmid),
@@ -393,4 +414,5 @@ COMMANDS = {
     "exec": ("run a command inside a container", cmd_exec, _exec_arguments),
     "enter": ("open a shell inside a container", cmd_enter, _vmid),
     "console": ("attach to a container's console", cmd_console, _console_arguments),
+    "help": ("show the options of a command", cmd_help, _help_arguments),
 }

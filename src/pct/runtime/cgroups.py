@@ -8,6 +8,8 @@ from pathlib import Path
 
 MIB = 1024 * 1024
 CFS_PERIOD_US = 100000
+# cpu.shares of cgroup v1 accepts 2 to 262144 (MAX_SHARES in the kernel).
+V1_MAX_SHARES = 262144
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def limit_keys(settings, layout: CgroupLayout, host_cpus: int | None = None) -> 
         keys.append(("lxc.cgroup.cpu.cfs_period_us", str(CFS_PERIOD_US)))
         keys.append(("lxc.cgroup.cpu.cfs_quota_us", str(round(settings.cpulimit * CFS_PERIOD_US))))
     if settings.cpuunits is not None:
-        keys.append(("lxc.cgroup.cpu.shares", str(max(settings.cpuunits, 2))))
+        keys.append(("lxc.cgroup.cpu.shares", str(v1_shares(settings.cpuunits))))
     if cpuset:
         keys.append(("lxc.cgroup.cpuset.cpus", cpuset))
     return keys
@@ -67,6 +69,10 @@ def cpuset_for(cores: int | None, host_cpus: int) -> str | None:
     if not cores or cores >= host_cpus:
         return None
     return "0" if cores == 1 else f"0-{cores - 1}"
+
+
+def v1_shares(cpuunits: int) -> int:
+    return min(max(cpuunits, 2), V1_MAX_SHARES)
 
 
 def _cpu_max(cpulimit: float) -> str:

@@ -12,7 +12,7 @@ import os
 from pct.errors import CommandError, PctError
 from pct.paths import Paths
 from pct.run import run
-from pct.runtime.cgroups import CFS_PERIOD_US, MIB, CgroupLayout, cpuset_for, detect_layout
+from pct.runtime.cgroups import CFS_PERIOD_US, MIB, CgroupLayout, cpuset_for, detect_layout, v1_shares
 from pct.runtime.lxcconf import veth_name
 from pct.runtime.state import init_pid
 
@@ -54,7 +54,7 @@ def limit_writes(old, new, layout: CgroupLayout, host_cpus: int | None = None) -
         growing = (new.memory + new.swap) > (old.memory + old.swap)
         memory_writes = [memsw] + memory_writes if growing else memory_writes + [memsw]
     quota = "-1" if not new.cpulimit else str(round(new.cpulimit * CFS_PERIOD_US))
-    shares = max(new.cpuunits if new.cpuunits is not None else 1024, 2)
+    shares = v1_shares(new.cpuunits if new.cpuunits is not None else 1024)
     return memory_writes + [("cpu.cfs_period_us", str(CFS_PERIOD_US)), ("cpu.cfs_quota_us", quota),
                             ("cpu.shares", str(shares)), ("cpuset.cpus", cpuset)]
 
