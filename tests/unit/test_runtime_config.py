@@ -100,3 +100,9 @@ def test_privileged_has_no_idmap(tmp_path):
     text = generate_lxc_config(settings_from_config(config, 100), Paths(tmp_path), CgroupLayout(False), None)
     assert "lxc.idmap" not in text
     assert "userns.conf" not in text
+
+
+def test_raw_key_override_warns(tmp_path, caplog):
+    generate_lxc_config(settings(), Paths(tmp_path), CgroupLayout(unified=False), "debian")
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert warnings == ["CT 100: raw key 'lxc.cgroup.memory.limit_in_bytes' overrides a generated value"]

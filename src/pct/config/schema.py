@@ -308,8 +308,6 @@ def is_hotpluggable(key: str) -> bool:
     Unknown keys return False. A change of any other key waits in
     ``[pve:pending]`` until the next start.
     """
-    # Limitation: 'pct set' does not write [pve:pending] yet, so this flag is
-    # only data for the code that will apply changes to running containers.
     option = lookup_option(key)
     return option is not None and option.hotplug
 
