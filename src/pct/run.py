@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import subprocess
-import threading
+import sys
 from typing import Sequence
 
 from pct.errors import CommandError
 
-log = logging.getLogger("pct.run")
+
+def _debug(message: str, *args) -> None:
+    """Log at debug level, if the caller set up logging at all.
+
+    Importing the logging package costs about 10 ms, which short commands
+    such as ``pct exec`` avoid; nothing can be shown at debug level before
+    the command line has imported and configured it anyway.
+    """
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("pct.run").debug(message, *args)
 
 
 def run(
@@ -33,7 +42,7 @@ def run(
     instead of *input*.
     """
     argv = [str(a) for a in argv]
-    log.debug("run: %s", shlex.join(argv))
+    _debug("run: %s", shlex.join(argv))
     text = isinstance(input, str) or (input is None and stdin is None)
     try:
         result = subprocess.run(
@@ -56,7 +65,7 @@ def run(
         stderr = result.stderr if capture else ""
         if isinstance(stderr, bytes):
             stderr = stderr.decode(errors="replace")
-        log.debug("failed with status %d: %s", result.returncode, (stderr or "").strip())
+        _debug("failed with status %d: %s", result.returncode, (stderr or "").strip())
         raise CommandError(argv, result.returncode, stderr or "")
     return result
 
@@ -64,7 +73,7 @@ def run(
 def start(argv: Sequence[str]) -> subprocess.Popen:
     """Start *argv* in the background with its output captured; finish it with ``wait``."""
     argv = [str(a) for a in argv]
-    log.debug("start: %s", shlex.join(argv))
+    _debug("start: %s", shlex.join(argv))
     try:
         return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError as exc:
@@ -75,7 +84,7 @@ def wait(process: subprocess.Popen) -> str:
     """Wait for a process from ``start``; return its stdout or raise CommandError."""
     stdout, stderr = process.communicate()
     if process.returncode != 0:
-        log.debug("failed with status %d: %s", process.returncode, stderr.strip())
+        _debug("failed with status %d: %s", process.returncode, stderr.strip())
         raise CommandError(list(process.args), process.returncode, stderr)
     return stdout
 
@@ -88,10 +97,12 @@ def run_fed_from_file(argv: Sequence[str], source: str, *, cwd=None) -> None:
     midway instead of running on unsupervised.
     """
     argv = [str(a) for a in argv]
-    log.debug("run: %s < %s", shlex.join(argv), source)
+    _debug("run: %s < %s", shlex.join(argv), source)
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, cwd=cwd)
     stderr_chunks: list[bytes] = []
+    import threading
+
     reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
     reader.start()
     try:
@@ -107,7 +118,7 @@ def run_fed_from_file(argv: Sequence[str], source: str, *, cwd=None) -> None:
     reader.join()
     stderr = b"".join(stderr_chunks).decode(errors="replace")
     if returncode != 0:
-        log.debug("failed with status %d: %s", returncode, stderr.strip())
+        _debug("failed with status %d: %s", returncode, stderr.strip())
         raise CommandError(argv, returncode, stderr)
 
 
@@ -120,3 +131,13 @@ def _copy_to_pipe(source: str, pipe) -> None:
             if sent == 0:
                 break
             offset += sent
+
+
+def exec_replacing(argv: Sequence[str]) -> None:
+    """Replace the current process with *argv*, so its terminal and exit status pass through."""
+    argv = [str(a) for a in argv]
+    _debug("exec: %s", shlex.join(argv))
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError as exc:
+        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-TEST_BASE = Path("/var/tmp/pct-tests")
+# One directory and one bridge name prefix per test run, so that two runs on
+# one machine neither share resources nor report each other's as leaks.
+TEST_BASE = Path("/var/tmp/pct-tests") / f"run-{os.getpid()}"
 TEMPLATE_CACHE = Path(os.environ.get("PCT_TEST_TEMPLATE_CACHE", "/var/cache/pct-tests"))
-BRIDGE_PREFIX = "pcttb"
+BRIDGE_PREFIX = f"pcttb{os.getpid() % 10000}x"
 VENV_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.integration
@@ -96,6 +98,7 @@ def _unmount_below(path: Path) -> None:
 @pytest.fixture
 def host(request):
     TEST_BASE.mkdir(parents=True, exist_ok=True)
+    os.chmod(TEST_BASE.parent, 0o755)
     os.chmod(TEST_BASE, 0o755)
     root = Path(tempfile.mkdtemp(prefix=f"{request.node.name[:40]}-", dir=TEST_BASE))
     # An unprivileged container's root user must be able to reach its rootfs.
@@ -110,7 +113,7 @@ class NetworkBridge:
     """A bridge of the test's own, with the host at ``<prefix>.1/24``."""
 
     def __init__(self, number: int):
-        self.name = f"{BRIDGE_PREFIX}{os.getpid() % 10000}x{number}"[:15]
+        self.name = f"{BRIDGE_PREFIX}{number}"[:15]
         self.prefix = f"10.250.{number % 250}"
         self.host_ip = f"{self.prefix}.1"
 
@@ -176,3 +179,4 @@ def leak_check():
     }
     leaked = {kind: items for kind, items in leaks.items() if items}
     assert not leaked, f"integration tests left resources behind: {leaked}"
+    shutil.rmtree(TEST_BASE, ignore_errors=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import re
 import sys
@@ -47,8 +45,10 @@ def run_tool(name: str, argv: list[str], dispatch: Callable[[list[str]], int],
     """Run a tool's *dispatch*, turning library errors into one line on stderr."""
     argv = normalise_argv(argv)
     debug = debug_enabled(argv, option_commands)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format=f"{name}: %(relativeCreated)6d ms %(levelname)s: %(message)s" if debug else "%(message)s")
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format=f"{name}: %(relativeCreated)6d ms %(levelname)s: %(message)s")
     if os.geteuid() != 0:
         print(f"{name}: must be run as root", file=sys.stderr)
         return 1
@@ -66,6 +66,8 @@ def run_tool(name: str, argv: list[str], dispatch: Callable[[list[str]], int],
 
 def print_output(data, output_format: str, text: Callable[[object], str]) -> None:
     """Print *data* as JSON or through the *text* formatter."""
+    import json
+
     if output_format == "json":
         print(json.dumps(data, sort_keys=True))
     elif output_format == "json-pretty":

@@ -6,15 +6,12 @@ terminal and the exit status pass through untouched.
 
 from __future__ import annotations
 
-import logging
 import os
-import shlex
 
 from pct.errors import ConfigError, PctError
 from pct.paths import Paths
+from pct.run import exec_replacing
 from pct.runtime.state import is_running
-
-log = logging.getLogger(__name__)
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -34,8 +31,7 @@ def _attach_argv(paths: Paths, vmid: int) -> list[str]:
 
 
 def _replace_process(argv: list[str]) -> int:
-    log.debug("exec: %s", shlex.join(argv))
-    os.execvp(argv[0], argv)
+    exec_replacing(argv)
     return 1  # not reached
 
 
