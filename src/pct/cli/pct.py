@@ -7,6 +7,7 @@ import os
 import sys
 
 from pct.cli.common import OUTPUT_FORMATS, print_output, run_tool
+from pct.cli.volumes import VOLUME_COMMANDS
 from pct.paths import Paths
 
 # Commands that take the container options, where --debug is the config key.
@@ -416,3 +417,4 @@ COMMANDS = {
     "console": ("attach to a container's console", cmd_console, _console_arguments),
     "help": ("show the options of a command", cmd_help, _help_arguments),
 }
+COMMANDS.update(VOLUME_COMMANDS)
