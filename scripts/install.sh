@@ -14,7 +14,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
     lxc uidmap debootstrap busybox-static \
-    tar zstd xz-utils gzip e2fsprogs util-linux mount \
+    tar zstd xz-utils gzip e2fsprogs btrfs-progs util-linux mount \
     iproute2 iputils-ping openssl openssh-client \
     python3 python3-venv python3-pip ca-certificates
 

@@ -5,23 +5,66 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from pct.errors import StorageError
 from pct.run import run
-from pct.storage.plugins import Storage
+from pct.storage.image import grow_ext4_image, make_ext4_image
+from pct.storage.plugins import Storage, StorageStatus, VolumeInfo, statvfs_status
 
 UNPRIVILEGED_ROOT_ID = 100000
 
-_IMAGE_VOLNAME = re.compile(r"^(\d+)/((?:vm|base)-(\d+)-disk-(\d+)\.raw|subvol-(\d+)-disk-(\d+))$")
+# ``<owner>/<prefix>-<vmid>-disk-<n>[.raw]``: vm-/base- name raw images,
+# subvol-/basevol- name directory trees; base-/basevol- belong to templates.
+_IMAGE_VOLNAME = re.compile(
+    r"^(\d+)/(?:(vm|base)-(\d+)-disk-(\d+)\.raw|(subvol|basevol)-(\d+)-disk-(\d+))$")
 _TEMPLATE_VOLNAME = re.compile(r"^vztmpl/([^/]+)$")
-_SNIPPET_VOLNAME = re.compile(r"^snippets/([^/]+)$")
+_TEMPLATE_SUFFIXES = (".tar.gz", ".tar.xz", ".tar.zst", ".tgz", ".tar")
+
+
+@dataclass(frozen=True)
+class ImageName:
+    """The parts of an image volume name."""
+
+    owner: int
+    prefix: str
+    vmid: int
+    disk: int
+
+    @property
+    def format(self) -> str:
+        return "raw" if self.prefix in ("vm", "base") else "subvol"
+
+    @property
+    def is_base(self) -> bool:
+        return self.prefix in ("base", "basevol")
+
+    def volname(self) -> str:
+        suffix = ".raw" if self.format == "raw" else ""
+        return f"{self.owner}/{self.prefix}-{self.vmid}-disk-{self.disk}{suffix}"
+
+
+def parse_image_volname(volname: str) -> ImageName | None:
+    """Return the parts of *volname*, or None when it is not an image volume name."""
+    match = _IMAGE_VOLNAME.match(volname)
+    if not match:
+        return None
+    if match.group(2):
+        return ImageName(int(match.group(1)), match.group(2), int(match.group(3)), int(match.group(4)))
+    return ImageName(int(match.group(1)), match.group(5), int(match.group(6)), int(match.group(7)))
 
 
 class DirStorage(Storage):
     """Volumes are files and directories below the storage's ``path``."""
 
     capabilities = frozenset({"rootdir", "images", "vztmpl", "full-clone"})
+    volume_features = {
+        "copy": frozenset({"raw", "subvol"}),
+        "resize": frozenset({"raw"}),
+        "template": frozenset({"raw", "subvol"}),
+        "rename": frozenset({"raw", "subvol"}),
+    }
 
     @property
     def base(self) -> Path:
@@ -32,6 +75,15 @@ class DirStorage(Storage):
 
     def _image_dir(self, vmid: int) -> Path:
         return self.base / "images" / str(vmid)
+
+    def _parse(self, volname: str) -> ImageName:
+        image = parse_image_volname(volname)
+        if image is None:
+            raise StorageError(f"storage '{self.storage_id}': unable to parse volume name '{volname}'")
+        return image
+
+    def volume_format(self, volname: str) -> str:
+        return self._parse(volname).format
 
     def _next_disk_number(self, vmid: int) -> int:
         taken = set()
@@ -44,30 +96,36 @@ class DirStorage(Storage):
             number += 1
         return number
 
-    def alloc_volume(self, vmid: int, size_bytes: int, unprivileged: bool) -> str:
-        """Create a new volume for *vmid*: an ext4 image, or a directory when size is 0."""
-        image_dir = self._image_dir(vmid)
-        image_dir.mkdir(parents=True, exist_ok=True)
-        number = self._next_disk_number(vmid)
-        owner = UNPRIVILEGED_ROOT_ID if unprivileged else 0
+    def _new_volname(self, vmid: int, size_bytes: int, name: str | None) -> ImageName:
+        """Return the name for a new volume: *name* checked, or the next free disk number."""
+        if name is None:
+            prefix = "subvol" if size_bytes == 0 else "vm"
+            return ImageName(vmid, prefix, vmid, self._next_disk_number(vmid))
 
-        if size_bytes == 0:
-            name = f"subvol-{vmid}-disk-{number}"
-            path = image_dir / name
+        image = parse_image_volname(f"{vmid}/{name}")
+        if image is None or image.vmid != vmid or image.is_base:
+            raise StorageError(f"storage '{self.storage_id}': invalid volume name '{name}' "
+                               f"(expected vm-{vmid}-disk-N.raw or subvol-{vmid}-disk-N)", vmid)
+        if (image.format == "raw") != (size_bytes > 0):
+            raise StorageError(f"storage '{self.storage_id}': volume '{name}' needs "
+                               f"{'a size above 0' if image.format == 'raw' else 'size 0'}", vmid)
+        if self.volume_path(image.volname()).exists():
+            raise StorageError(f"volume '{self.storage_id}:{image.volname()}' already exists", vmid)
+        return image
+
+    def alloc_volume(self, vmid: int, size_bytes: int, unprivileged: bool, name: str | None = None) -> str:
+        """Create a new volume for *vmid*: an ext4 image, or a directory when size is 0."""
+        image = self._new_volname(vmid, size_bytes, name)
+        self._image_dir(vmid).mkdir(parents=True, exist_ok=True)
+        owner = UNPRIVILEGED_ROOT_ID if unprivileged else 0
+        path = self.volume_path(image.volname())
+
+        if image.format == "subvol":
             path.mkdir(mode=0o755)
             os.chown(path, owner, owner)
-            return f"{vmid}/{name}"
-
-        name = f"vm-{vmid}-disk-{number}.raw"
-        path = image_dir / name
-        try:
-            with open(path, "xb") as image:
-                image.truncate(size_bytes)
-            run(["mkfs.ext4", "-q", "-F", "-E", f"root_owner={owner}:{owner}", str(path)])
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return f"{vmid}/{name}"
+        else:
+            make_ext4_image(path, size_bytes, owner)
+        return image.volname()
 
     def free_volume(self, volname: str) -> None:
         path = self.volume_path(volname)
@@ -86,10 +144,12 @@ class DirStorage(Storage):
         template = _TEMPLATE_VOLNAME.match(volname)
         if template:
             return self.template_path(volname)
-        snippet = _SNIPPET_VOLNAME.match(volname)
-        if snippet and snippet.group(1) not in (".", ".."):
-            return self.base / "snippets" / snippet.group(1)
         raise StorageError(f"storage '{self.storage_id}': unable to parse volume name '{volname}'")
+
+    def volume_size(self, volname: str) -> int:
+        """Return the size of a raw image in bytes; directory volumes have no size and return 0."""
+        path = self.volume_path(volname)
+        return path.stat().st_size if path.is_file() else 0
 
     def template_path(self, volname: str) -> Path:
         match = _TEMPLATE_VOLNAME.match(volname)
@@ -98,13 +158,15 @@ class DirStorage(Storage):
         return self.base / "template" / "cache" / match.group(1)
 
     def mount_volume(self, volname: str, target: Path | str, read_only: bool = False,
-                     options: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+                     options: list[str] | None = None, pass_fds: tuple[int, ...] = (),
+                     snapshot: str | None = None) -> None:
         """Mount a raw image through a loop device, or bind-mount a directory volume.
 
         *target* may be a ``/proc/self/fd/<n>`` path of a directory opened by
-        the caller, with that descriptor in *pass_fds*.
+        the caller, with that descriptor in *pass_fds*. *snapshot* mounts the
+        volume as it was in that snapshot, on types that take snapshots.
         """
-        path = self.volume_path(volname)
+        path = self.volume_path(volname) if snapshot is None else self.snapshot_path(volname, snapshot)
         if not path.exists():
             raise StorageError(f"volume '{self.storage_id}:{volname}' does not exist")
         flags = ["ro" if read_only else "rw"] + list(options or [])
@@ -116,6 +178,9 @@ class DirStorage(Storage):
             run(["mount", "-t", "ext4", "-o", ",".join(["loop"] + flags), str(path), str(target)],
                 pass_fds=pass_fds)
 
+    def snapshot_path(self, volname: str, snapshot: str) -> Path:
+        raise self._unsupported("reading snapshots")
+
     def list_volumes(self, vmid: int | None = None) -> list[str]:
         images = self.base / "images"
         if not images.is_dir():
@@ -125,5 +190,65 @@ class DirStorage(Storage):
         for owner in owners:
             owner_dir = images / owner
             if owner_dir.is_dir():
-                volumes += [f"{owner}/{name}" for name in sorted(os.listdir(owner_dir))]
+                volumes += [f"{owner}/{name}" for name in sorted(os.listdir(owner_dir))
+                            if parse_image_volname(f"{owner}/{name}")]
         return volumes
+
+    def list_content(self, vmid: int | None = None) -> list[VolumeInfo]:
+        """Return the image volumes (of *vmid* only, when given) and, without *vmid*, the templates."""
+        content = []
+        for volname in self.list_volumes(vmid):
+            image = self._parse(volname)
+            kind = "rootdir" if image.format == "subvol" else "images"
+            content.append(VolumeInfo(volname, kind, image.format, self.volume_size(volname), image.owner))
+        cache = self.base / "template" / "cache"
+        if vmid is None and cache.is_dir():
+            for name in sorted(os.listdir(cache)):
+                if name.endswith(_TEMPLATE_SUFFIXES):
+                    size = (cache / name).stat().st_size
+                    content.append(VolumeInfo(f"vztmpl/{name}", "vztmpl", _archive_format(name), size))
+        return content
+
+    def status(self) -> StorageStatus:
+        if not self.base.is_dir():
+            raise StorageError(f"storage '{self.storage_id}': path '{self.base}' does not exist")
+        return statvfs_status(self.base)
+
+    def create_base(self, volname: str) -> str:
+        """Rename the volume to its template name (``base-``/``basevol-``) and return that."""
+        image = self._parse(volname)
+        if image.is_base:
+            return volname
+        prefix = "base" if image.format == "raw" else "basevol"
+        base = ImageName(image.owner, prefix, image.vmid, image.disk)
+        self._rename_path(volname, base.volname())
+        return base.volname()
+
+    def rename_volume(self, volname: str, target_vmid: int) -> str:
+        """Move the volume to the next free disk name of container *target_vmid*."""
+        image = self._parse(volname)
+        prefix = "vm" if image.format == "raw" else "subvol"
+        target = ImageName(target_vmid, prefix, target_vmid, self._next_disk_number(target_vmid))
+        self._image_dir(target_vmid).mkdir(parents=True, exist_ok=True)
+        self._rename_path(volname, target.volname())
+        try:
+            self._image_dir(image.owner).rmdir()
+        except OSError:
+            pass
+        return target.volname()
+
+    def _rename_path(self, volname: str, new_volname: str) -> None:
+        source, target = self.volume_path(volname), self.volume_path(new_volname)
+        if target.exists():
+            raise StorageError(f"volume '{self.storage_id}:{new_volname}' already exists")
+        os.rename(source, target)
+
+    def resize_volume(self, volname: str, size_bytes: int) -> None:
+        grow_ext4_image(self.volume_path(volname), size_bytes)
+
+
+def _archive_format(name: str) -> str:
+    for suffix in _TEMPLATE_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix.lstrip(".")
+    return "tar"
