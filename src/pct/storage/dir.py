@@ -20,6 +20,7 @@ UNPRIVILEGED_ROOT_ID = 100000
 _IMAGE_VOLNAME = re.compile(
     r"^(\d+)/(?:(vm|base)-(\d+)-disk-(\d+)\.raw|(subvol|basevol)-(\d+)-disk-(\d+))$")
 _TEMPLATE_VOLNAME = re.compile(r"^vztmpl/([^/]+)$")
+_SNIPPET_VOLNAME = re.compile(r"^snippets/([^/]+)$")
 _TEMPLATE_SUFFIXES = (".tar.gz", ".tar.xz", ".tar.zst", ".tgz", ".tar")
 
 
@@ -144,6 +145,9 @@ class DirStorage(Storage):
         template = _TEMPLATE_VOLNAME.match(volname)
         if template:
             return self.template_path(volname)
+        snippet = _SNIPPET_VOLNAME.match(volname)
+        if snippet and snippet.group(1) not in (".", ".."):
+            return self.base / "snippets" / snippet.group(1)
         raise StorageError(f"storage '{self.storage_id}': unable to parse volume name '{volname}'")
 
     def volume_size(self, volname: str) -> int:
