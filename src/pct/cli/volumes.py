@@ -6,4 +6,81 @@ Each entry maps a command name to (summary, handler, argument adder), like
 
 from __future__ import annotations
 
-VOLUME_COMMANDS: dict = {}
+import argparse
+
+from pct.cli.common import OUTPUT_FORMATS, print_output
+from pct.paths import Paths
+
+_BOOLEAN_CHOICES = ("0", "1", "yes", "no", "on", "off", "true", "false")
+_TRUE = ("1", "yes", "on", "true")
+
+
+def _vmid(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("vmid", type=int, help="container id (100 to 999999999)")
+
+
+def _flag(sub: argparse.ArgumentParser, name: str, help_text: str) -> None:
+    sub.add_argument(name, nargs="?", const="1", default="0", choices=_BOOLEAN_CHOICES, help=help_text)
+
+
+# -- snapshots ------------------------------------------------------------------------
+
+def _snapshot_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("snapname", help="snapshot name: a letter, then letters, digits, '_' or '-'")
+    sub.add_argument("--description", default="", help="text stored with the snapshot")
+
+
+def cmd_snapshot(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.snapshots import create_snapshot
+
+    create_snapshot(paths, args.vmid, args.snapname, args.description)
+    return 0
+
+
+def _listsnapshot_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("--output-format", choices=OUTPUT_FORMATS, default="text", help="output format")
+
+
+def cmd_listsnapshot(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.snapshots import format_tree, list_snapshots
+
+    snapshots = list_snapshots(paths, args.vmid)
+    rows = [{key: value for key, value in vars(info).items() if value not in (None, "")} for info in snapshots]
+    print_output(rows, args.output_format, lambda _rows: format_tree(snapshots))
+    return 0
+
+
+def _rollback_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("snapname", help="snapshot to return to")
+    _flag(sub, "--start", "start the container after the rollback")
+
+
+def cmd_rollback(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.snapshots import rollback_snapshot
+
+    rollback_snapshot(paths, args.vmid, args.snapname, start=args.start in _TRUE)
+    return 0
+
+
+def _delsnapshot_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("snapname", help="snapshot to remove")
+    _flag(sub, "--force", "remove the config section even when a volume snapshot cannot be removed")
+
+
+def cmd_delsnapshot(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.snapshots import delete_snapshot
+
+    delete_snapshot(paths, args.vmid, args.snapname, force=args.force in _TRUE)
+    return 0
+
+
+VOLUME_COMMANDS: dict = {
+    "snapshot": ("take a snapshot of a container's volumes and config", cmd_snapshot, _snapshot_arguments),
+    "listsnapshot": ("show a container's snapshot tree", cmd_listsnapshot, _listsnapshot_arguments),
+    "rollback": ("return a container to a snapshot", cmd_rollback, _rollback_arguments),
+    "delsnapshot": ("remove a snapshot", cmd_delsnapshot, _delsnapshot_arguments),
+}

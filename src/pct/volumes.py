@@ -1,0 +1,75 @@
+"""The storage volumes a container config refers to, and lookups of their plugins."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pct.config.format import Section
+from pct.paths import Paths
+from pct.storage import Storage, get_storage, parse_volume_id
+
+_MOUNT_KEY = re.compile(r"rootfs|mp\d+")
+_UNUSED_KEY = re.compile(r"unused(\d+)")
+
+
+@dataclass(frozen=True)
+class ConfigVolume:
+    """A storage volume named by one key of a config section."""
+
+    key: str
+    volid: str
+    storage_id: str
+    volname: str
+
+
+def volume_of(value: str) -> str:
+    """Return the volume part of a ``rootfs``, ``mp[n]`` or ``unused[n]`` value."""
+    parts = value.split(",")
+    for part in parts:
+        if part.startswith("volume="):
+            return part.removeprefix("volume=")
+    return parts[0]
+
+
+def mount_volumes(section: Section) -> list[ConfigVolume]:
+    """Return the storage volumes of ``rootfs`` and ``mp[n]``; bind and device mounts are left out."""
+    volumes = []
+    for key in section.keys():
+        if not _MOUNT_KEY.fullmatch(key):
+            continue
+        volid = volume_of(section.get(key))
+        if volid.startswith("/"):
+            continue
+        storage_id, volname = parse_volume_id(volid)
+        volumes.append(ConfigVolume(key, volid, storage_id, volname))
+    return volumes
+
+
+def storage_of(paths: Paths, volume: ConfigVolume, cache: dict[str, Storage] | None = None) -> Storage:
+    """Return the plugin of *volume*'s storage, reusing *cache* across calls."""
+    if cache is None:
+        return get_storage(paths, volume.storage_id)
+    if volume.storage_id not in cache:
+        cache[volume.storage_id] = get_storage(paths, volume.storage_id)
+    return cache[volume.storage_id]
+
+
+def free_unused_key(section: Section) -> str:
+    """Return the first ``unused[n]`` key not in *section*."""
+    taken = {int(match.group(1)) for key in section.keys() if (match := _UNUSED_KEY.fullmatch(key))}
+    number = 0
+    while number in taken:
+        number += 1
+    return f"unused{number}"
+
+
+def replace_volume(value: str, volid: str) -> str:
+    """Return a mount or unused value with its volume replaced by *volid*, other keys kept."""
+    parts = value.split(",")
+    for position, part in enumerate(parts):
+        if part.startswith("volume="):
+            parts[position] = f"volume={volid}"
+            return ",".join(parts)
+    parts[0] = volid
+    return ",".join(parts)
