@@ -100,7 +100,8 @@ def host(request):
     TEST_BASE.mkdir(parents=True, exist_ok=True)
     os.chmod(TEST_BASE.parent, 0o755)
     os.chmod(TEST_BASE, 0o755)
-    root = Path(tempfile.mkdtemp(prefix=f"{request.node.name[:40]}-", dir=TEST_BASE))
+    name = "".join(c if c.isalnum() or c in "_-" else "_" for c in request.node.name[:40])
+    root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=TEST_BASE))
     # An unprivileged container's root user must be able to reach its rootfs.
     os.chmod(root, 0o755)
     test_host = Host(root)

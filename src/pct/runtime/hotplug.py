@@ -14,6 +14,7 @@ from pct.paths import Paths
 from pct.run import run
 from pct.runtime.cgroups import CFS_PERIOD_US, MIB, CgroupLayout, cpuset_for, detect_layout, v1_shares
 from pct.runtime.lxcconf import veth_name
+from pct.runtime.network import check_bridge, set_rate_limit
 from pct.runtime.state import init_pid
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,7 @@ def _in_netns(pid: int, *argv: str) -> None:
 
 def add_nic(paths: Paths, vmid: int, net) -> None:
     """Create the veth pair of *net*, move its peer into the container and configure it."""
-    if net.bridge and not os.path.isdir(f"/sys/class/net/{net.bridge}/bridge"):
-        raise PctError(f"CT {vmid}: net{net.index}: bridge '{net.bridge}' does not exist", vmid)
+    check_bridge(vmid, net)
     pid = _container_pid(paths, vmid)
     host_side = veth_name(vmid, net.index)
     peer = f"vethtmp{vmid}i{net.index}"[:15]
@@ -101,12 +101,16 @@ def add_nic(paths: Paths, vmid: int, net) -> None:
             run(["ip", "link", "set", peer, "address", net.hwaddr])
         if net.bridge:
             run(["ip", "link", "set", host_side, "master", net.bridge])
+        if net.tag:
+            run(["bridge", "vlan", "del", "dev", host_side, "vid", "1"], check=False)
+            run(["bridge", "vlan", "add", "dev", host_side, "vid", str(net.tag), "pvid", "untagged"])
         run(["ip", "link", "set", peer, "netns", str(pid)])
         _in_netns(pid, "ip", "link", "set", peer, "name", net.name)
         if not net.link_down:
             run(["ip", "link", "set", host_side, "up"])
             _in_netns(pid, "ip", "link", "set", net.name, "up")
         _add_addresses(pid, net)
+        set_rate_limit(vmid, net, pid)
     except BaseException:
         run(["ip", "link", "del", host_side], check=False)
         raise
@@ -136,16 +140,15 @@ def change_nic(paths: Paths, vmid: int, old, new) -> None:
     A new name, MAC address or address recreates the device.
     """
     host_side = veth_name(vmid, new.index)
-    in_place = (old.name, old.hwaddr, old.ip, old.gw, old.ip6, old.gw6) == \
-        (new.name, new.hwaddr, new.ip, new.gw, new.ip6, new.gw6)
+    in_place = (old.name, old.hwaddr, old.ip, old.gw, old.ip6, old.gw6, old.tag) == \
+        (new.name, new.hwaddr, new.ip, new.gw, new.ip6, new.gw6, new.tag)
     if not in_place or not os.path.exists(f"/sys/class/net/{host_side}"):
         remove_nic(paths, vmid, old)
         add_nic(paths, vmid, new)
         return
 
     if new.bridge != old.bridge:
-        if new.bridge and not os.path.isdir(f"/sys/class/net/{new.bridge}/bridge"):
-            raise PctError(f"CT {vmid}: net{new.index}: bridge '{new.bridge}' does not exist", vmid)
+        check_bridge(vmid, new)
         if new.bridge:
             run(["ip", "link", "set", host_side, "master", new.bridge])
         else:
@@ -157,6 +160,8 @@ def change_nic(paths: Paths, vmid: int, old, new) -> None:
         _in_netns(pid, "ip", "link", "set", new.name, "mtu", mtu)
     if new.link_down != old.link_down:
         run(["ip", "link", "set", host_side, "down" if new.link_down else "up"])
+    if new.rate != old.rate:
+        set_rate_limit(vmid, new, _container_pid(paths, vmid))
 
 
 def set_live_hostname(paths: Paths, vmid: int, hostname: str) -> None:

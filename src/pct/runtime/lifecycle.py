@@ -13,12 +13,17 @@ from pct.locks import config_lock
 from pct.paths import Paths
 from pct.run import run
 from pct.runtime.cgroups import detect_layout
+from pct.runtime.devices import device_keys
+from pct.runtime.features import feature_warnings, seccomp_profile, seccomp_profile_path
+from pct.runtime.hookscript import call_hookscript, hookscript_path
+from pct.runtime.network import apply_rate_limits, check_bridges
+from pct.runtime.security import security_notices
 from pct.runtime.guestprep import prepare_guest
 from pct.runtime.idmap import check_subid_ranges
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP, generate_lxc_config, write_lxc_config
 from pct.runtime.mountpoints import mount_all
 from pct.runtime.mounts import mount_rootfs, unmount_all
-from pct.runtime.state import is_running
+from pct.runtime.state import init_pid, is_running
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +44,43 @@ def start_container(paths: Paths, vmid: int, debug: bool = False) -> None:
             _fold_pending(paths, vmid, config)
             settings = settings_from_config(config, vmid)
 
+        call_hookscript(paths, settings, "pre-start")
         rootfs = mount_rootfs(paths, settings)
         try:
-            ostype = prepare_guest(settings, rootfs, phase="start")
-            uid_base = UNPRIVILEGED_ID_MAP[0] if settings.unprivileged else 0
-            mount_all(paths, settings, rootfs, uid_base)
-            text = generate_lxc_config(settings, paths, detect_layout(), ostype)
-            write_lxc_config(paths, vmid, text)
-            _lxc_start(paths, vmid, debug)
+            _prepare_and_start(paths, settings, rootfs, debug)
         except BaseException:
             unmount_all(paths, vmid)
             raise
+
+    _after_start(paths, settings)
+
+
+def _prepare_and_start(paths: Paths, settings, rootfs: Path, debug: bool) -> None:
+    vmid = settings.vmid
+    layout = detect_layout()
+    ostype = prepare_guest(settings, rootfs, phase="start")
+    uid_base = UNPRIVILEGED_ID_MAP[0] if settings.unprivileged else 0
+    mount_all(paths, settings, rootfs, uid_base)
+
+    paths.lxc_dir(vmid).mkdir(parents=True, exist_ok=True)
+    extra_keys = device_keys(paths, settings, uid_base, layout.unified)
+    if settings.unprivileged and not settings.features.get("keyctl"):
+        seccomp_profile_path(paths, vmid).write_text(seccomp_profile())
+    text = generate_lxc_config(settings, paths, layout, ostype, extra_keys)
+    write_lxc_config(paths, vmid, text, hookscript_path(paths, settings))
+    for notice in feature_warnings(settings) + security_notices(settings):
+        log.warning("%s", notice)
+    _lxc_start(paths, vmid, debug or settings.debug)
+
+
+def _after_start(paths: Paths, settings) -> None:
+    """Set traffic limits and run the post-start hook; a failure here is reported, not fatal."""
+    try:
+        if any(net.rate for net in settings.nets):
+            apply_rate_limits(settings, init_pid(paths, settings.vmid))
+        call_hookscript(paths, settings, "post-start")
+    except PctError as exc:
+        log.warning("%s", exc.message)
 
 
 def _fold_pending(paths: Paths, vmid: int, config) -> None:
@@ -74,13 +105,15 @@ def check_startable(paths: Paths, settings) -> None:
         raise PctError(f"CT {vmid} already running", vmid)
     if settings.unprivileged:
         check_subid_ranges(*UNPRIVILEGED_ID_MAP, vmid)
-    for net in settings.nets:
-        if net.bridge and not Path(f"/sys/class/net/{net.bridge}/bridge").is_dir():
-            raise PctError(f"CT {vmid}: net{net.index}: bridge '{net.bridge}' does not exist", vmid)
+    check_bridges(settings)
+    hookscript_path(paths, settings)
 
 
 def _lxc_start(paths: Paths, vmid: int, debug: bool) -> None:
-    log_file = paths.lxc_dir(vmid) / "lxc.log"
+    # With --debug the full LXC log goes where Proxmox VE's manual tells
+    # users to look for it: /tmp/lxc-<vmid>.log (below the root).
+    log_file = paths.under_root(f"tmp/lxc-{vmid}.log") if debug else paths.lxc_dir(vmid) / "lxc.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     level = "DEBUG" if debug else "ERROR"
     log_file.unlink(missing_ok=True)
     argv = ["lxc-start", "-P", paths.lxc_path, "-n", str(vmid), "-d", "-o", log_file, "-l", level]
@@ -105,6 +138,7 @@ def _lxc_failure(log_file: Path) -> str | None:
 def stop_container(paths: Paths, vmid: int) -> None:
     """Stop the container at once, like pulling the plug."""
     _require_running(paths, vmid)
+    _pre_stop(paths, vmid)
     run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-k"], check=False)
     _wait_stopped(paths, vmid, timeout=30)
 
@@ -112,6 +146,7 @@ def stop_container(paths: Paths, vmid: int) -> None:
 def shutdown_container(paths: Paths, vmid: int, timeout: int = 60, force_stop: bool = False) -> None:
     """Ask the guest's init to power off; on timeout, stop it or raise."""
     _require_running(paths, vmid)
+    _pre_stop(paths, vmid)
     result = run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-t", str(timeout), "--nokill"],
                  check=False)
     if result.returncode != 0 and is_running(paths, vmid):
@@ -127,6 +162,14 @@ def reboot_container(paths: Paths, vmid: int, timeout: int = 60) -> None:
     """Shut the container down cleanly and start it again with the current config."""
     shutdown_container(paths, vmid, timeout=timeout, force_stop=True)
     start_container(paths, vmid)
+
+
+def _pre_stop(paths: Paths, vmid: int) -> None:
+    settings = settings_from_config(load_config(paths, vmid), vmid)
+    try:
+        call_hookscript(paths, settings, "pre-stop")
+    except PctError as exc:
+        log.warning("%s", exc.message)
 
 
 def _require_running(paths: Paths, vmid: int) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pct.paths import Paths
 from pct.runtime.cgroups import CgroupLayout, limit_keys
+from pct.runtime.features import feature_keys
+from pct.runtime.security import host_has_apparmor
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +33,32 @@ def veth_name(vmid: int, index: int) -> str:
     return f"veth{vmid}i{index}"
 
 
-def generate_lxc_config(settings, paths: Paths, layout: CgroupLayout, ostype: str | None) -> str:
-    """Return the LXC config text for *settings*."""
+# Keys that LXC accumulates rather than replaces, so a raw one adds to ours.
+_ACCUMULATING_KEYS = ("lxc.mount.entry", "lxc.include", "lxc.idmap", "lxc.environment", "lxc.cap.",
+                      "lxc.mount.auto", "lxc.hook.", "lxc.cgroup.devices.", "lxc.cgroup2.devices.")
+
+
+def generate_lxc_config(settings, paths: Paths, layout: CgroupLayout, ostype: str | None,
+                        extra_keys: list[tuple[str, str]] | None = None) -> str:
+    """Return the LXC config text for *settings*.
+
+    *extra_keys* (device passthrough, which needs device nodes made first)
+    come after the generated keys and before the raw ``lxc.*`` keys.
+    """
+    apparmor = _host_has_apparmor()
     keys: list[tuple[str, str]] = []
     keys += _base_keys(settings, ostype)
-    keys += _security_keys(settings)
+    keys += _security_keys(settings, apparmor)
     keys += limit_keys(settings, layout)
     keys += [("lxc.rootfs.path", str(paths.rootfs_mount(settings.vmid)))]
     keys += _network_keys(settings)
+    keys += feature_keys(settings, paths, layout.unified, apparmor)
     keys += _hook_keys(paths, settings.vmid)
+    keys += extra_keys or []
 
     generated = {key for key, _ in keys}
     for key, value in settings.raw_lxc:
-        if key in generated:
+        if key in generated and not key.startswith(_ACCUMULATING_KEYS):
             log.warning("CT %s: raw key '%s' overrides a generated value", settings.vmid, key)
         keys.append((key, value))
 
@@ -77,9 +92,9 @@ def _common_config(ostype: str | None, kind: str) -> Path:
     return LXC_CONFIG_DIR / f"{kind}.conf"
 
 
-def _security_keys(settings) -> list[tuple[str, str]]:
+def _security_keys(settings, apparmor: bool) -> list[tuple[str, str]]:
     keys = []
-    if _host_has_apparmor():
+    if apparmor:
         keys.append(("lxc.apparmor.profile", "generated"))
         keys.append(("lxc.apparmor.allow_nesting", "0"))
     if settings.unprivileged:
@@ -90,11 +105,7 @@ def _security_keys(settings) -> list[tuple[str, str]]:
 
 
 def _host_has_apparmor() -> bool:
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as enabled:
-            return enabled.read().strip() == "Y"
-    except OSError:
-        return False
+    return host_has_apparmor()
 
 
 def _network_keys(settings) -> list[tuple[str, str]]:
@@ -112,6 +123,8 @@ def _network_keys(settings) -> list[tuple[str, str]]:
             keys.append((f"{prefix}.hwaddr", net.hwaddr))
         if net.mtu:
             keys.append((f"{prefix}.mtu", str(net.mtu)))
+        if net.tag:
+            keys.append((f"{prefix}.veth.vlan.id", str(net.tag)))
         if not net.link_down:
             keys.append((f"{prefix}.flags", "up"))
     return keys
@@ -121,7 +134,7 @@ def _hook_keys(paths: Paths, vmid: int) -> list[tuple[str, str]]:
     return [("lxc.hook.post-stop", str(paths.lxc_dir(vmid) / POST_STOP_HOOK))]
 
 
-def post_stop_hook(rootfs: Path) -> str:
+def post_stop_hook(rootfs: Path, vmid: int, hookscript: Path | None = None) -> str:
     """Return the post-stop hook script that unmounts everything below *rootfs*.
 
     LXC runs it in the host's mount namespace once the container has stopped,
@@ -129,22 +142,24 @@ def post_stop_hook(rootfs: Path) -> str:
     unmount detaches them. A shell script keeps ``pct stop`` from waiting for a
     second Python interpreter to start.
     """
-    return (
-        "#!/bin/sh\n"
-        "# Written by pct at each start: unmount the volumes of a stopped container.\n"
-        '[ "$LXC_TARGET" = reboot ] && exit 0\n'
-        f"umount --recursive {shlex.quote(str(rootfs))} 2>/dev/null\n"
-        "exit 0\n"
-    )
+    lines = [
+        "#!/bin/sh",
+        "# Written by pct at each start: unmount the volumes of a stopped container.",
+        '[ "$LXC_TARGET" = reboot ] && exit 0',
+        f"umount --recursive {shlex.quote(str(rootfs))} 2>/dev/null",
+    ]
+    if hookscript is not None:
+        lines.append(f"{shlex.quote(str(hookscript))} {vmid} post-stop")
+    return "\n".join(lines + ["exit 0", ""])
 
 
-def write_lxc_config(paths: Paths, vmid: int, text: str) -> Path:
+def write_lxc_config(paths: Paths, vmid: int, text: str, hookscript: Path | None = None) -> Path:
     """Write the generated config and its hook script atomically; return the config path."""
     target = paths.lxc_config(vmid)
     target.parent.mkdir(parents=True, exist_ok=True)
     hook = paths.lxc_dir(vmid) / POST_STOP_HOOK
     temporary_hook = hook.with_name(f".{POST_STOP_HOOK}.tmp.{os.getpid()}")
-    temporary_hook.write_text(post_stop_hook(paths.rootfs_mount(vmid)))
+    temporary_hook.write_text(post_stop_hook(paths.rootfs_mount(vmid), vmid, hookscript))
     temporary_hook.chmod(0o755)
     os.replace(temporary_hook, hook)
     temporary = target.with_name(f".config.tmp.{os.getpid()}")
