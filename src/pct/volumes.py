@@ -33,9 +33,9 @@ def volume_of(value: str) -> str:
 
 
 def mount_volumes(section: Section) -> list[ConfigVolume]:
-    """Return the storage volumes of ``rootfs`` and ``mp[n]``; bind and device mounts are left out."""
+    """Return the storage volumes of ``rootfs`` and ``mp[n]``, in that order; bind and device mounts are left out."""
     volumes = []
-    for key in section.keys():
+    for key in sorted(section.keys(), key=_mount_order):
         if not _MOUNT_KEY.fullmatch(key):
             continue
         volid = volume_of(section.get(key))
@@ -44,6 +44,10 @@ def mount_volumes(section: Section) -> list[ConfigVolume]:
         storage_id, volname = parse_volume_id(volid)
         volumes.append(ConfigVolume(key, volid, storage_id, volname))
     return volumes
+
+
+def _mount_order(key: str) -> int:
+    return -1 if key == "rootfs" else int(key[2:]) if _MOUNT_KEY.fullmatch(key) else 0
 
 
 def storage_of(paths: Paths, volume: ConfigVolume, cache: dict[str, Storage] | None = None) -> Storage:

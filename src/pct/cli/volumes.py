@@ -78,9 +78,42 @@ def cmd_delsnapshot(paths: Paths, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- templates and clones ------------------------------------------------------------------
+
+def cmd_template(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.clone import make_template
+
+    make_template(paths, args.vmid)
+    return 0
+
+
+def _clone_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("newid", type=int, help="id of the new container")
+    sub.add_argument("--full", nargs="?", const="1", default=None, choices=_BOOLEAN_CHOICES,
+                     help="copy every volume (default: linked clone of a template where the storage "
+                     "can, full copy otherwise)")
+    sub.add_argument("--hostname", help="host name of the new container")
+    sub.add_argument("--storage", help="storage for the copied volumes (full clones only)")
+    sub.add_argument("--snapname", help="clone the container as it was in this snapshot")
+    sub.add_argument("--description", help="description of the new container")
+
+
+def cmd_clone(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.clone import CloneRequest, clone_container
+
+    full = None if args.full is None else args.full in _TRUE
+    clone_container(paths, CloneRequest(vmid=args.vmid, newid=args.newid, full=full, hostname=args.hostname,
+                                        storage=args.storage, snapname=args.snapname,
+                                        description=args.description))
+    return 0
+
+
 VOLUME_COMMANDS: dict = {
     "snapshot": ("take a snapshot of a container's volumes and config", cmd_snapshot, _snapshot_arguments),
     "listsnapshot": ("show a container's snapshot tree", cmd_listsnapshot, _listsnapshot_arguments),
     "rollback": ("return a container to a snapshot", cmd_rollback, _rollback_arguments),
     "delsnapshot": ("remove a snapshot", cmd_delsnapshot, _delsnapshot_arguments),
+    "template": ("turn a stopped container into a read-only template", cmd_template, _vmid),
+    "clone": ("create a container as a copy of another", cmd_clone, _clone_arguments),
 }
