@@ -28,3 +28,10 @@ if [ ! -x .venv/bin/python ]; then
     /usr/bin/python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+
+# Start onboot containers at host boot, where systemd runs the host.
+if [ -d /run/systemd/system ]; then
+    sed "s|@PCT@|$PWD/.venv/bin/pct|" contrib/pct-guests.service > /etc/systemd/system/pct-guests.service
+    systemctl daemon-reload
+    systemctl enable pct-guests.service
+fi

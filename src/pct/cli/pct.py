@@ -378,6 +378,45 @@ def cmd_console(paths: Paths, args: argparse.Namespace) -> int:
     return open_console(paths, args.vmid, escape=args.escape)
 
 
+def cmd_startall(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.runtime.bootorder import start_all
+
+    return _report_order(start_all(paths), "started")
+
+
+def _stopall_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--timeout", type=int, help="seconds each container gets to shut down "
+                     "(default: its startup down= value, else 60)")
+
+
+def cmd_stopall(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.runtime.bootorder import stop_all
+
+    return _report_order(stop_all(paths, timeout=args.timeout), "stopped")
+
+
+def _report_order(result, verb: str) -> int:
+    for vmid in result.done:
+        print(f"{verb} CT {vmid}")
+    for vmid, message in result.failed.items():
+        print(f"CT {vmid}: {message}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_cpusets(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.runtime.cpusets import running_cpusets
+
+    cpusets = running_cpusets(paths)
+    if not cpusets:
+        return 0
+    lines = [f"{vmid}: {' '.join(str(cpu) for cpu in cpus)}" for vmid, cpus in sorted(cpusets.items())]
+    width = max(len(line) for line in lines)
+    print("-" * width)
+    print("\n".join(lines))
+    print("-" * width)
+    return 0
+
+
 def _help_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("extra", nargs="?", metavar="command", help="the command to describe")
 
@@ -415,6 +454,9 @@ COMMANDS = {
     "exec": ("run a command inside a container", cmd_exec, _exec_arguments),
     "enter": ("open a shell inside a container", cmd_enter, _vmid),
     "console": ("attach to a container's console", cmd_console, _console_arguments),
+    "startall": ("start the onboot containers in boot order", cmd_startall, None),
+    "stopall": ("shut all running containers down in reverse boot order", cmd_stopall, _stopall_arguments),
+    "cpusets": ("show the CPUs of each running container", cmd_cpusets, None),
     "help": ("show the options of a command", cmd_help, _help_arguments),
 }
 COMMANDS.update(VOLUME_COMMANDS)

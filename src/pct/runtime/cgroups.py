@@ -29,12 +29,17 @@ def detect_layout(cgroup_root: Path = Path("/sys/fs/cgroup")) -> CgroupLayout:
     return CgroupLayout(unified=False, has_memsw=has_memsw, cgroup_root=cgroup_root)
 
 
-def limit_keys(settings, layout: CgroupLayout, host_cpus: int | None = None) -> list[tuple[str, str]]:
-    """Return the LXC keys that set memory, swap and CPU limits of *settings*."""
+def limit_keys(settings, layout: CgroupLayout, host_cpus: int | None = None,
+               cpuset: str | None = None) -> list[tuple[str, str]]:
+    """Return the LXC keys that set memory, swap and CPU limits of *settings*.
+
+    *cpuset* is the CPU list the balancer chose; without it the first CPUs
+    are taken.
+    """
     host_cpus = host_cpus or os.cpu_count() or 1
     memory = settings.memory * MIB
     swap = settings.swap * MIB
-    cpuset = cpuset_for(settings.cores, host_cpus)
+    cpuset = cpuset or cpuset_for(settings.cores, host_cpus)
 
     if layout.unified:
         keys = [
@@ -62,10 +67,7 @@ def limit_keys(settings, layout: CgroupLayout, host_cpus: int | None = None) -> 
 
 
 def cpuset_for(cores: int | None, host_cpus: int) -> str | None:
-    """Return the CPU list for *cores* CPUs, None when the container may use all.
-
-    # Limitation: the first CPUs are taken; no balancer spreads containers yet.
-    """
+    """Return the first *cores* CPUs as a CPU list, None when the container may use all."""
     if not cores or cores >= host_cpus:
         return None
     return "0" if cores == 1 else f"0-{cores - 1}"

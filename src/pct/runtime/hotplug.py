@@ -25,12 +25,19 @@ GUEST_FILE_KEYS = frozenset({"hostname", "nameserver", "searchdomain"})
 
 def apply_limits(paths: Paths, old, new, layout: CgroupLayout | None = None) -> None:
     """Write the memory and CPU limits of *new* to the running container's cgroups."""
+    from pct.runtime.cpusets import place
+
     layout = layout or detect_layout()
-    for name, value in limit_writes(old, new, layout):
+    cores_changed = new.cores != old.cores
+    cpuset = place(paths, new.vmid, new.cores) if cores_changed else None
+    for name, value in limit_writes(old, new, layout, cpuset_override=cpuset):
+        if name == "cpuset.cpus" and not cores_changed:
+            continue  # keep the CPUs the balancer chose at start
         _set_cgroup(paths, new.vmid, name, value)
 
 
-def limit_writes(old, new, layout: CgroupLayout, host_cpus: int | None = None) -> list[tuple[str, str]]:
+def limit_writes(old, new, layout: CgroupLayout, host_cpus: int | None = None,
+                 cpuset_override: str | None = None) -> list[tuple[str, str]]:
     """Return (cgroup file, value) pairs to write, in an order the kernel accepts.
 
     With cgroup v1 the memory+swap limit may never be below the memory limit,
@@ -39,6 +46,8 @@ def limit_writes(old, new, layout: CgroupLayout, host_cpus: int | None = None) -
     """
     host_cpus = host_cpus or os.cpu_count() or 1
     cpuset = cpuset_for(new.cores, host_cpus) or f"0-{host_cpus - 1}"
+    if cpuset_override is not None:
+        cpuset = cpuset_override
     memory = new.memory * MIB
     swap = new.swap * MIB
 

@@ -13,6 +13,7 @@ from pct.locks import config_lock
 from pct.paths import Paths
 from pct.run import run
 from pct.runtime.cgroups import detect_layout
+from pct.runtime.cpusets import place
 from pct.runtime.devices import device_keys
 from pct.runtime.features import feature_warnings, seccomp_profile, seccomp_profile_path
 from pct.runtime.hookscript import call_hookscript, hookscript_path
@@ -66,7 +67,7 @@ def _prepare_and_start(paths: Paths, settings, rootfs: Path, debug: bool) -> Non
     extra_keys = device_keys(paths, settings, uid_base, layout.unified)
     if settings.unprivileged and not settings.features.get("keyctl"):
         seccomp_profile_path(paths, vmid).write_text(seccomp_profile())
-    text = generate_lxc_config(settings, paths, layout, ostype, extra_keys)
+    text = generate_lxc_config(settings, paths, layout, ostype, extra_keys, cpuset=place(paths, vmid, settings.cores))
     write_lxc_config(paths, vmid, text, hookscript_path(paths, settings))
     for notice in feature_warnings(settings) + security_notices(settings):
         log.warning("%s", notice)

@@ -39,7 +39,7 @@ _ACCUMULATING_KEYS = ("lxc.mount.entry", "lxc.include", "lxc.idmap", "lxc.enviro
 
 
 def generate_lxc_config(settings, paths: Paths, layout: CgroupLayout, ostype: str | None,
-                        extra_keys: list[tuple[str, str]] | None = None) -> str:
+                        extra_keys: list[tuple[str, str]] | None = None, cpuset: str | None = None) -> str:
     """Return the LXC config text for *settings*.
 
     *extra_keys* (device passthrough, which needs device nodes made first)
@@ -49,7 +49,7 @@ def generate_lxc_config(settings, paths: Paths, layout: CgroupLayout, ostype: st
     keys: list[tuple[str, str]] = []
     keys += _base_keys(settings, ostype)
     keys += _security_keys(settings, apparmor)
-    keys += limit_keys(settings, layout)
+    keys += limit_keys(settings, layout, cpuset=cpuset)
     keys += [("lxc.rootfs.path", str(paths.rootfs_mount(settings.vmid)))]
     keys += _network_keys(settings)
     keys += feature_keys(settings, paths, layout.unified, apparmor)
