@@ -236,3 +236,49 @@ def test_debug_start_writes_lxc_log(host, busybox_template):
     host.pct("start", vmid, "--debug")
     log = host.root / f"tmp/lxc-{vmid}.log"
     assert " DEBUG " in log.read_text()
+
+
+@pytest.fixture
+def delegated_host_id():
+    """Delegate host id 1005 to root in /etc/subuid and /etc/subgid, as the manual tells users to."""
+    added = []
+    for name in ("subuid", "subgid"):
+        path = f"/etc/{name}"
+        with open(path) as existing:
+            lines = existing.read().splitlines()
+        if "root:1005:1" not in lines:
+            with open(path, "a") as appended:
+                appended.write("root:1005:1\n")
+            added.append(path)
+    yield 1005
+    for path in added:
+        with open(path) as existing:
+            lines = existing.read().splitlines()
+        lines.remove("root:1005:1")
+        with open(path, "w") as rewritten:
+            rewritten.write("".join(line + "\n" for line in lines))
+
+
+def test_idmap_passes_host_id_through(host, busybox_template, delegated_host_id):
+    shared = host.root / "shared"
+    shared.mkdir()
+    (shared / "owned").write_text("data\n")
+    os.chown(shared / "owned", delegated_host_id, delegated_host_id)
+    vmid = create(host, busybox_template, "--mp0", f"{shared},mp=/shared")
+    config = host.conf_path(vmid)
+    config.write_text(config.read_text() + "".join(
+        f"lxc.idmap: {kind} 0 100000 1005\nlxc.idmap: {kind} 1005 1005 1\nlxc.idmap: {kind} 1006 101006 64530\n"
+        for kind in ("u", "g")))
+    host.pct("start", vmid)
+    assert guest(host, vmid, "stat", "-c", "%u %g", "/shared/owned").stdout == "1005 1005\n"
+    assert guest(host, vmid, "cat", "/proc/self/uid_map").stdout.split() == \
+        ["0", "100000", "1005", "1005", "1005", "1", "1006", "101006", "64530"]
+
+
+def test_idmap_with_gap_is_refused(host, busybox_template):
+    vmid = create(host, busybox_template)
+    config = host.conf_path(vmid)
+    config.write_text(config.read_text() + "lxc.idmap: u 0 100000 1000\nlxc.idmap: g 0 100000 65536\n")
+    result = host.pct("start", vmid, check=False)
+    assert "lxc.idmap: container uids 1000-65535 are not mapped" in result.stderr
+    assert host.pct("status", vmid).stdout == "status: stopped\n"

@@ -20,7 +20,7 @@ from pct.runtime.hookscript import call_hookscript, hookscript_path
 from pct.runtime.network import apply_rate_limits, check_bridges
 from pct.runtime.security import security_notices
 from pct.runtime.guestprep import prepare_guest
-from pct.runtime.idmap import check_subid_ranges
+from pct.runtime.idmap import check_idmap, check_idmap_delegation, check_subid_ranges, raw_idmap
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP, generate_lxc_config, write_lxc_config
 from pct.runtime.mountpoints import mount_all
 from pct.runtime.mounts import mount_rootfs, unmount_all
@@ -105,7 +105,12 @@ def check_startable(paths: Paths, settings) -> None:
     if is_running(paths, vmid):
         raise PctError(f"CT {vmid} already running", vmid)
     if settings.unprivileged:
-        check_subid_ranges(*UNPRIVILEGED_ID_MAP, vmid)
+        custom = raw_idmap(settings)
+        if custom:
+            check_idmap(custom, vmid)
+            check_idmap_delegation(custom, vmid)
+        else:
+            check_subid_ranges(*UNPRIVILEGED_ID_MAP, vmid)
     check_bridges(settings)
     hookscript_path(paths, settings)
 

@@ -97,7 +97,8 @@ def _security_keys(settings, apparmor: bool) -> list[tuple[str, str]]:
     if apparmor:
         keys.append(("lxc.apparmor.profile", "generated"))
         keys.append(("lxc.apparmor.allow_nesting", "0"))
-    if settings.unprivileged:
+    custom_idmap = any(key == "lxc.idmap" for key, _ in settings.raw_lxc)
+    if settings.unprivileged and not custom_idmap:
         host_id, count = UNPRIVILEGED_ID_MAP
         keys.append(("lxc.idmap", f"u 0 {host_id} {count}"))
         keys.append(("lxc.idmap", f"g 0 {host_id} {count}"))
