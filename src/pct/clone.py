@@ -16,7 +16,6 @@ from typing import Callable
 
 from pct.config.format import ContainerConfig, Section, load_config, write_config
 from pct.config.model import parse_mount
-from pct.config.propstring import format_size
 from pct.errors import LockError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
@@ -24,7 +23,7 @@ from pct.run import run
 from pct.runtime.mounts import is_mountpoint
 from pct.runtime.state import is_running
 from pct.storage import Storage, get_storage
-from pct.volumes import ConfigVolume, mount_volumes, replace_volume, storage_of
+from pct.volumes import ConfigVolume, mount_volumes, replace_volume, storage_of, with_size
 
 log = logging.getLogger(__name__)
 
@@ -176,34 +175,34 @@ def _clone_volumes(paths: Paths, request: CloneRequest, section: Section, clone:
             size = parse_mount(volume.key, section.get(volume.key)).size
             if size is None:
                 size = source.volume_size(volume.volname)
-            volname = _copy_volume(paths, request, volume, source, target, size, unprivileged)
+            volname = copy_volume(paths, volume, source, target, request.newid, size, unprivileged,
+                                  request.snapname)
         undo.append(lambda target=target, volname=volname: target.free_volume(volname))
 
         value = replace_volume(clone.get(volume.key), f"{target.storage_id}:{volname}")
         if not linked:
-            value = _with_size(value, target.volume_size(volname))
+            value = with_size(value, target.volume_size(volname))
         clone.set(volume.key, value)
 
 
-def _copy_volume(paths: Paths, request: CloneRequest, volume: ConfigVolume, source: Storage, target: Storage,
-                 size: int, unprivileged: bool) -> str:
-    """Allocate a volume of *size* bytes on *target* and copy the file tree of *volume* into it."""
-    newid = request.newid
-    source.require("copy", volume.volname, request.vmid)
+def copy_volume(paths: Paths, volume: ConfigVolume, source: Storage, target: Storage, target_vmid: int,
+                size: int, unprivileged: bool, snapshot: str | None = None) -> str:
+    """Allocate a volume of *size* bytes for *target_vmid* on *target* and copy *volume*'s files into it."""
+    source.require("copy", volume.volname, target_vmid)
     if "rootdir" not in target.capabilities:
-        raise PctError(f"storage '{target.storage_id}' cannot hold container volumes", newid)
+        raise PctError(f"storage '{target.storage_id}' cannot hold container volumes", target_vmid)
 
-    volname = target.alloc_volume(newid, size, unprivileged)
+    volname = target.alloc_volume(target_vmid, size, unprivileged)
     try:
-        _copy_tree(paths.lxc_dir(newid) / "clone" / volume.key, source, volume.volname, request.snapname,
-                   target, volname, newid)
+        copy_volume_tree(paths.lxc_dir(target_vmid) / "clone" / volume.key, source, volume.volname, snapshot,
+                         target, volname, target_vmid)
     except BaseException:
         target.free_volume(volname)
         raise
     return volname
 
 
-def _copy_tree(work: Path, source: Storage, source_volname: str, snapshot: str | None,
+def copy_volume_tree(work: Path, source: Storage, source_volname: str, snapshot: str | None,
                target: Storage, target_volname: str, vmid: int) -> None:
     """Mount both volumes below *work* and copy every file, owner, mode, ACL and xattr across."""
     source_dir, target_dir = work / "source", work / "target"
@@ -218,13 +217,6 @@ def _copy_tree(work: Path, source: Storage, source_volname: str, snapshot: str |
         _unmount_quietly(target_dir, vmid)
         _unmount_quietly(source_dir, vmid)
         _remove_empty_dirs(work.parent.parent)
-
-
-def _with_size(value: str, size: int) -> str:
-    parts = [part for part in value.split(",") if not part.startswith("size=")]
-    if size:
-        parts.append(f"size={format_size(size)}")
-    return ",".join(parts)
 
 
 def _unmount_quietly(directory: Path, vmid: int) -> None:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from pct.config.format import Section
+from pct.config.propstring import format_size
 from pct.paths import Paths
 from pct.storage import Storage, get_storage, parse_volume_id
 
@@ -76,4 +77,12 @@ def replace_volume(value: str, volid: str) -> str:
             parts[position] = f"volume={volid}"
             return ",".join(parts)
     parts[0] = volid
+    return ",".join(parts)
+
+
+def with_size(value: str, size: int) -> str:
+    """Return a mount value with ``size=`` set to *size* bytes, or without it when *size* is 0."""
+    parts = [part for part in value.split(",") if not part.startswith("size=")]
+    if size:
+        parts.append(f"size={format_size(size)}")
     return ",".join(parts)

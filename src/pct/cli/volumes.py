@@ -109,6 +109,45 @@ def cmd_clone(paths: Paths, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- resize and move -----------------------------------------------------------------------
+
+def _resize_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("disk", help="rootfs or mp0 to mp255")
+    sub.add_argument("size", help="new size, or +size to grow by; unit K, M, G or T (a bare number is bytes)")
+
+
+def cmd_resize(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.resize import resize_disk
+
+    resize_disk(paths, args.vmid, args.disk, args.size)
+    return 0
+
+
+def _move_volume_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("volume", help="rootfs, mp[n] or unused[n]")
+    sub.add_argument("storage", nargs="?", help="storage to copy the volume to")
+    _flag(sub, "--delete", "remove the old volume after the copy instead of keeping it as unused[n]")
+    sub.add_argument("--target-vmid", type=int, help="container that receives the volume")
+    sub.add_argument("--target-volume", help="key of the volume in the receiving container (mp[n] or unused[n])")
+
+
+def cmd_move_volume(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.errors import ParameterError
+    from pct.move import move_volume, reassign_volume
+
+    if args.target_vmid is not None:
+        if args.storage is not None:
+            raise ParameterError("storage", "give either a storage or --target-vmid, not both", args.vmid)
+        reassign_volume(paths, args.vmid, args.volume, args.target_vmid, args.target_volume or args.volume)
+    elif args.storage is None:
+        raise ParameterError("storage", "missing target: give a storage or --target-vmid", args.vmid)
+    else:
+        move_volume(paths, args.vmid, args.volume, args.storage, delete=args.delete in _TRUE)
+    return 0
+
+
 VOLUME_COMMANDS: dict = {
     "snapshot": ("take a snapshot of a container's volumes and config", cmd_snapshot, _snapshot_arguments),
     "listsnapshot": ("show a container's snapshot tree", cmd_listsnapshot, _listsnapshot_arguments),
@@ -116,4 +155,6 @@ VOLUME_COMMANDS: dict = {
     "delsnapshot": ("remove a snapshot", cmd_delsnapshot, _delsnapshot_arguments),
     "template": ("turn a stopped container into a read-only template", cmd_template, _vmid),
     "clone": ("create a container as a copy of another", cmd_clone, _clone_arguments),
+    "resize": ("grow a container's volume", cmd_resize, _resize_arguments),
+    "move-volume": ("move a volume to another storage or container", cmd_move_volume, _move_volume_arguments),
 }

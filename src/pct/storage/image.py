@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from pct.errors import StorageError
+from pct.errors import CommandError, StorageError
 from pct.run import run
 
 
@@ -35,14 +36,17 @@ def grow_ext4_image(path: Path, size_bytes: int) -> None:
     if size_bytes < current:
         raise StorageError(f"image '{path}' is {current} bytes; shrinking is not supported")
 
-    with open(path, "r+b") as image:
-        image.truncate(size_bytes)
-
-    devices = loop_devices_of(path)
+    devices = _mounted_loop_devices(path)
+    _set_file_size(path, size_bytes, devices)
     if devices:
-        for device in devices:
-            run(["losetup", "-c", device])
-        run(["resize2fs", devices[0]])
+        try:
+            run(["resize2fs", devices[0]])
+        except CommandError as exc:
+            # The file system did not grow, so the old size still holds all of it.
+            _set_file_size(path, current, devices)
+            # NOTE: the ext4 resize ioctl needs CAP_SYS_RESOURCE, which some sandboxes drop.
+            raise StorageError(f"growing the mounted file system of '{path}' failed: {exc.message}; "
+                               "stop the container and resize again to grow it offline") from exc
         return
 
     # e2fsck exits with 1 when it corrected something, which still allows the resize.
@@ -51,3 +55,36 @@ def grow_ext4_image(path: Path, size_bytes: int) -> None:
         raise StorageError(f"file system check of '{path}' failed before resizing: "
                            f"{(check.stdout or '').strip() or check.returncode}")
     run(["resize2fs", str(path)])
+
+
+def _mounted_loop_devices(path: Path, wait_seconds: float = 5.0) -> list[str]:
+    """Return the loop devices of *path* that are mounted.
+
+    A loop device set to autoclear detaches shortly after its last unmount,
+    so devices that are attached but not mounted are waited for; one that
+    stays attached means another program uses the image.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        devices = loop_devices_of(path)
+        mounted = _mount_sources()
+        if all(device in mounted for device in devices):
+            return devices
+        if time.monotonic() > deadline:
+            idle = [device for device in devices if device not in mounted]
+            raise StorageError(f"image '{path}' is attached to {', '.join(idle)} without being mounted; "
+                               "detach it (losetup -d) and try again")
+        time.sleep(0.1)
+
+
+def _mount_sources() -> set[str]:
+    with open("/proc/self/mounts") as mounts:
+        return {line.split()[0] for line in mounts}
+
+
+def _set_file_size(path: Path, size_bytes: int, devices: list[str]) -> None:
+    """Set the image file's size and tell the loop devices in *devices* about it."""
+    with open(path, "r+b") as image:
+        image.truncate(size_bytes)
+    for device in devices:
+        run(["losetup", "-c", device])
