@@ -86,3 +86,21 @@ def with_size(value: str, size: int) -> str:
     if size:
         parts.append(f"size={format_size(size)}")
     return ",".join(parts)
+
+
+def volume_users(paths: Paths, volid: str) -> list[str]:
+    """Return ``CT <vmid> (<key>)`` for every config key, snapshots included, that names *volid*."""
+    from pct.config.format import parse_config
+
+    users = []
+    directory = paths.lxc_conf_dir
+    if not directory.is_dir():
+        return users
+    for conf in sorted(directory.glob("*.conf")):
+        config = parse_config(conf.read_text(encoding="utf-8"))
+        sections = [("", config.main)] + [(f" [{name}]", section) for name, section in config.snapshots.items()]
+        for label, section in sections:
+            for key in section.keys():
+                if (_MOUNT_KEY.fullmatch(key) or _UNUSED_KEY.fullmatch(key)) and volume_of(section.get(key)) == volid:
+                    users.append(f"CT {conf.stem} ({key}{label})")
+    return users

@@ -41,6 +41,7 @@ class BtrfsStorage(DirStorage):
         "template": frozenset({"raw", "subvol"}),
         "rename": frozenset({"raw", "subvol"}),
     }
+    sized_directories = True
 
     # -- names and paths ---------------------------------------------------------------
 
@@ -93,7 +94,7 @@ class BtrfsStorage(DirStorage):
         ``STORAGE:N`` in rootfs and mp[n] does; a ``.raw`` *name* makes an image.
         """
         self._check_btrfs()
-        image = self._new_volname(vmid, 0 if name is None else size_bytes, name)
+        image = self._new_volname(vmid, size_bytes, name)
         owner = UNPRIVILEGED_ROOT_ID if unprivileged else 0
         directory = self.subvolume_dir(image.volname())
         directory.parent.mkdir(parents=True, exist_ok=True)

@@ -67,6 +67,9 @@ class DirStorage(Storage):
         "rename": frozenset({"raw", "subvol"}),
     }
 
+    # Whether a directory volume can have a size limit; plain directories cannot.
+    sized_directories = False
+
     @property
     def base(self) -> Path:
         path = self.definition.properties.get("path")
@@ -100,16 +103,18 @@ class DirStorage(Storage):
     def _new_volname(self, vmid: int, size_bytes: int, name: str | None) -> ImageName:
         """Return the name for a new volume: *name* checked, or the next free disk number."""
         if name is None:
-            prefix = "subvol" if size_bytes == 0 else "vm"
+            prefix = "subvol" if size_bytes == 0 or self.sized_directories else "vm"
             return ImageName(vmid, prefix, vmid, self._next_disk_number(vmid))
 
         image = parse_image_volname(f"{vmid}/{name}")
         if image is None or image.vmid != vmid or image.is_base:
             raise StorageError(f"storage '{self.storage_id}': invalid volume name '{name}' "
                                f"(expected vm-{vmid}-disk-N.raw or subvol-{vmid}-disk-N)", vmid)
-        if (image.format == "raw") != (size_bytes > 0):
-            raise StorageError(f"storage '{self.storage_id}': volume '{name}' needs "
-                               f"{'a size above 0' if image.format == 'raw' else 'size 0'}", vmid)
+        if image.format == "raw" and size_bytes == 0:
+            raise StorageError(f"storage '{self.storage_id}': raw image '{name}' needs a size above 0", vmid)
+        if image.format == "subvol" and size_bytes and not self.sized_directories:
+            raise StorageError(f"storage '{self.storage_id}': directory volume '{name}' cannot have a size "
+                               "on this storage type; use size 0", vmid)
         if self.volume_path(image.volname()).exists():
             raise StorageError(f"volume '{self.storage_id}:{image.volname()}' already exists", vmid)
         return image

@@ -1,0 +1,163 @@
+"""The ``pvesm`` command: the storage library from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from pct.cli.common import OUTPUT_FORMATS, print_output, run_tool
+from pct.errors import ParameterError, PctError, StorageError
+from pct.paths import Paths
+
+_ALLOC_SIZE = re.compile(r"(\d+)([KMGT]?)")
+_UNITS = {"": 1 << 10, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_tool("pvesm", sys.argv[1:] if argv is None else argv, dispatch)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pvesm", description="Inspect storages and manage their volumes.")
+    parser.add_argument("--root", help="directory that stands for / for pct's own files (default: $PCT_ROOT or /)")
+    parser.add_argument("--debug", action="store_true", help="log every step and show tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="<command>")
+
+    status = commands.add_parser("status", help="show each storage's type, state and capacity")
+    status.add_argument("--storage", help="show only this storage")
+    status.add_argument("--output-format", choices=OUTPUT_FORMATS, default="text", help="output format")
+
+    listing = commands.add_parser("list", help="list the volumes of a storage")
+    listing.add_argument("storage", help="storage id")
+    listing.add_argument("--content", choices=("images", "rootdir", "vztmpl"), help="only this content type")
+    listing.add_argument("--vmid", type=int, help="only the volumes of this container")
+    listing.add_argument("--output-format", choices=OUTPUT_FORMATS, default="text", help="output format")
+
+    alloc = commands.add_parser("alloc", help="allocate a volume for a container")
+    alloc.add_argument("storage", help="storage id")
+    alloc.add_argument("vmid", type=int, help="container that owns the volume")
+    alloc.add_argument("filename", help="vm-<vmid>-disk-<n>.raw for an image, subvol-<vmid>-disk-<n> for a directory")
+    alloc.add_argument("size", help="size in KiB, or with unit M, G or T (0 for an unlimited directory)")
+
+    free = commands.add_parser("free", help="remove a volume that no container uses")
+    free.add_argument("volume", help="volume id, storage:name")
+
+    path = commands.add_parser("path", help="show the host path of a volume")
+    path.add_argument("volume", help="volume id, storage:name")
+    return parser
+
+
+def dispatch(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    paths = Paths(args.root)
+    return HANDLERS[args.command](paths, args)
+
+
+def cmd_status(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.storage import load_storage_config
+    from pct.storage.plugins import make_storage
+
+    rows = []
+    for storage_id, definition in load_storage_config(paths).items():
+        if args.storage and storage_id != args.storage:
+            continue
+        row = {"name": storage_id, "type": definition.type, "status": "disabled",
+               "total": 0, "used": 0, "avail": 0}
+        if not definition.disabled:
+            try:
+                status = make_storage(paths, definition).status()
+                row.update(status="active", total=status.total, used=status.used, avail=status.available)
+            except StorageError:
+                row["status"] = "inactive"
+        rows.append(row)
+    if args.storage and not rows:
+        raise StorageError(f"storage '{args.storage}' does not exist")
+    print_output(rows, args.output_format, _format_status)
+    return 0
+
+
+def _format_status(rows) -> str:
+    lines = [f"{'Name':<16} {'Type':<10} {'Status':<9} {'Total':>14} {'Used':>14} {'Available':>14} {'%':>7}"]
+    for row in rows:
+        percent = f"{100 * row['used'] / row['total']:.2f}%" if row["total"] else "0.00%"
+        lines.append(f"{row['name']:<16} {row['type']:<10} {row['status']:<9} {row['total'] // 1024:>14} "
+                     f"{row['used'] // 1024:>14} {row['avail'] // 1024:>14} {percent:>7}")
+    return "\n".join(lines)
+
+
+def cmd_list(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.storage import get_storage
+
+    storage = get_storage(paths, args.storage)
+    rows = []
+    for info in storage.list_content(args.vmid):
+        if args.content and info.content != args.content:
+            continue
+        row = {"volid": f"{storage.storage_id}:{info.volname}", "format": info.format,
+               "content": info.content, "size": info.size}
+        if info.vmid is not None:
+            row["vmid"] = info.vmid
+        rows.append(row)
+    print_output(rows, args.output_format, _format_list)
+    return 0
+
+
+def _format_list(rows) -> str:
+    lines = [f"{'Volid':<60} {'Format':<8} {'Type':<8} {'Size':>14} VMID"]
+    for row in rows:
+        lines.append(f"{row['volid']:<60} {row['format']:<8} {row['content']:<8} {row['size']:>14} "
+                     f"{row.get('vmid', '')}".rstrip())
+    return "\n".join(lines)
+
+
+def parse_alloc_size(text: str) -> int:
+    """Return the bytes of an allocation size: KiB by default, or with unit K, M, G or T."""
+    match = _ALLOC_SIZE.fullmatch(text.strip())
+    if not match:
+        raise ParameterError("size", f"invalid size '{text}' (expected a number of KiB, or with unit M, G or T)")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def cmd_alloc(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.container import check_vmid
+    from pct.storage import get_storage
+
+    check_vmid(args.vmid)
+    size = parse_alloc_size(args.size)
+    storage = get_storage(paths, args.storage)
+    if "images" not in storage.capabilities and "rootdir" not in storage.capabilities:
+        raise StorageError(f"storage '{args.storage}' does not hold container volumes", args.vmid)
+    volname = storage.alloc_volume(args.vmid, size, unprivileged=False, name=args.filename)
+    print(f"successfully created '{storage.storage_id}:{volname}'")
+    return 0
+
+
+def cmd_free(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.storage import get_storage, parse_volume_id
+    from pct.volumes import volume_users
+
+    storage_id, volname = parse_volume_id(args.volume)
+    storage = get_storage(paths, storage_id)
+    if not storage.volume_path(volname).exists():
+        raise StorageError(f"volume '{args.volume}' does not exist")
+    users = volume_users(paths, args.volume)
+    if users:
+        raise PctError(f"volume '{args.volume}' is in use by {', '.join(users)}; detach it first")
+    storage.free_volume(volname)
+    return 0
+
+
+def cmd_path(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.storage import get_storage, parse_volume_id
+
+    storage_id, volname = parse_volume_id(args.volume)
+    print(get_storage(paths, storage_id).volume_path(volname))
+    return 0
+
+
+HANDLERS = {"status": cmd_status, "list": cmd_list, "alloc": cmd_alloc, "free": cmd_free, "path": cmd_path}
