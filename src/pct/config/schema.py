@@ -189,7 +189,7 @@ def _declare(*options: Option) -> dict[str, Option]:
 OPTIONS: dict[str, Option] = _declare(
     Option("arch", "enum", "OS architecture", default="host", enum=ARCHES),
     Option("cmode", "enum", "What 'pct console' attaches to", default="tty",
-           enum=("tty", "console", "shell")),
+           enum=("tty", "console", "shell"), hotplug=True),
     Option("console", "boolean", "Attach /dev/console", default="1"),
     Option("cores", "integer", "Number of host CPUs the container may use", minimum=1, maximum=8192,
            hotplug=True),
