@@ -129,16 +129,6 @@ def test_setup_unmanaged_changes_nothing(tmp_path):
     assert tree_state(guest) == before
 
 
-def test_setup_unsupported_family_changes_nothing(tmp_path):
-    (tmp_path / "etc").mkdir()
-    (tmp_path / "etc/alpine-release").write_text("3.19.1\n")
-    before = tree_state(tmp_path)
-
-    with pytest.raises(GuestError, match="^guest setup for alpine is not supported yet$"):
-        setup_guest(GuestRoot(tmp_path), CONFIG, phase="start", host_resolv_conf=tmp_path / "none")
-    assert tree_state(tmp_path) == before
-
-
 # -- invalid input ------------------------------------------------------------
 
 INVALID = [

@@ -18,6 +18,7 @@ from pct.guest import common
 from pct.guest.credentials import HostKey, hash_password
 from pct.guest.model import GuestConfig
 from pct.guest.rootfs import GuestRoot
+from pct.guest.versions import Release
 
 PHASES = ("create", "start")
 
@@ -44,11 +45,14 @@ class GuestSetup:
     """Guest setup for one distribution family, bound to one rootfs and config."""
 
     ostype: ClassVar[str] = "unknown"
+    # The system crontab whose run-parts times are randomised at create.
+    crontab: ClassVar[str] = "/etc/crontab"
 
-    def __init__(self, root: GuestRoot, conf: GuestConfig, host: HostFiles):
+    def __init__(self, root: GuestRoot, conf: GuestConfig, host: HostFiles, release: Release | None = None):
         self.root = root
         self.conf = conf
         self.host = host
+        self.release = release or Release(self.ostype)
         self.timezone: str | None = None
         self.password_hash: str | None = None
 
@@ -67,6 +71,11 @@ class GuestSetup:
 
     def prepare(self, phase: str, create: CreateInput) -> None:
         """Validate what depends on the guest's files and hash the password, before any write."""
+        self.check_nets()
+        for path in ("/etc", *self.directories()):
+            common.check_directory(self.root, path)
+        for path in ("/etc/hosts", *self.edited_files()):
+            common.check_text_file(self.root, path)
         self.timezone = common.resolve_timezone(self.conf, self.host.localtime)
         if self.timezone is not None:
             common.check_timezone(self.root, self.timezone)
@@ -80,7 +89,23 @@ class GuestSetup:
         if create.ssh_public_keys:
             common.add_authorized_keys(self.root, create.ssh_public_keys)
         common.replace_host_keys(self.root, self.conf, create.host_keys)
-        common.randomize_crontab(self.root, create.rng)
+        common.randomize_crontab(self.root, create.rng, self.crontab)
+
+    # Checks a family extends; they run before the first write.
+
+    def check_nets(self) -> None:
+        """Raise GuestError for a network setting this family cannot write."""
+
+    def directories(self) -> tuple[str, ...]:
+        """Return the guest directories this family writes into; each must be a directory or missing."""
+        return ()
+
+    def edited_files(self) -> tuple[str, ...]:
+        """Return the guest files this family edits in place; each must be a text file or missing."""
+        return ()
+
+    def net_error(self, net, message: str) -> GuestError:
+        return GuestError(f"invalid network setting of {net.name} for the {self.ostype} guest: {message}", vmid=self.conf.vmid)
 
     # Distribution-specific steps; a family overrides each one it supports.
 

@@ -45,7 +45,9 @@ def edit_file(root: GuestRoot, path: str, edit: Callable[[str | None], str | Non
         log.info("CT %s: %s left alone because of /etc/.pve-ignore", root.vmid, path)
         return False
     try:
-        text = edit(root.read_text(path))
+        text = root.read_text(path)
+        _check_not_binary(text)
+        text = edit(text)
     except edits.EditError as exc:
         raise GuestError(
             f"unable to update {path} in the guest: {exc}; fix the file"
@@ -55,6 +57,66 @@ def edit_file(root: GuestRoot, path: str, edit: Callable[[str | None], str | Non
     if text is None:
         return False
     return write_file(root, path, text, mode)
+
+
+def write_generated(root: GuestRoot, path: str, lines: list[str], mode: int = 0o644) -> bool:
+    """Write a file that pct owns as a whole: a header comment, then *lines*.
+
+    *mode* is also applied to an existing file, because some readers (netplan,
+    NetworkManager) reject or warn about files others can read.
+    """
+    name = path.rsplit("/", 1)[1]
+    text = "".join(line + "\n" for line in [*edits.generated_header(name), *lines])
+    changed = write_file(root, path, text, mode)
+    if not root.ignored(path):
+        root.chmod(path, mode)
+    return changed
+
+
+def remove_generated(root: GuestRoot, path: str) -> None:
+    """Remove *path* if pct wrote it (its first line is pct's header), so stale settings go."""
+    if root.ignored(path) or not root.is_file(path):
+        return
+    text = root.read_text(path) or ""
+    if text.startswith(edits.GENERATED_MARK):
+        root.unlink(path)
+
+
+def check_directory(root: GuestRoot, path: str) -> None:
+    """Raise GuestError when *path* or one of its parents exists in the guest but is no directory."""
+    prefix = ""
+    for part in [p for p in path.split("/") if p]:
+        prefix = f"{prefix}/{part}"
+        if root.exists(prefix) and not root.is_dir(prefix):
+            raise GuestError(
+                f"unable to set up the guest: {prefix} is not a directory; move it away"
+                f" or set ostype to 'unmanaged'",
+                vmid=root.vmid,
+            )
+
+
+def check_text_file(root: GuestRoot, path: str) -> None:
+    """Raise GuestError when *path*, which setup edits in place, is not a readable text file."""
+    if root.ignored(path):
+        return
+    try:
+        _check_not_binary(root.read_text(path))
+    except edits.EditError as exc:
+        raise GuestError(
+            f"unable to update {path} in the guest: {exc}; fix the file"
+            f" or create /etc/.pve-ignore.{path.rsplit('/', 1)[1]} to keep it unmanaged",
+            vmid=root.vmid,
+        ) from exc
+
+
+def _check_not_binary(text: str | None) -> None:
+    if text is not None and "\0" in text:
+        raise edits.EditError("it contains binary data (NUL bytes)")
+
+
+def write_shell_variables(root: GuestRoot, path: str, values: dict[str, str], mode: int = 0o644) -> bool:
+    """Set ``KEY="value"`` lines in the shell-style file *path*, keeping its other lines."""
+    return edit_file(root, path, lambda text: edits.set_shell_variables(text or "", values), mode)
 
 
 def update_hosts(root: GuestRoot, conf: GuestConfig) -> None:
@@ -169,8 +231,8 @@ def replace_host_keys(root: GuestRoot, conf: GuestConfig,
         write_file(root, f"/etc/ssh/{key.name}.pub", key.public, mode=0o644)
 
 
-def randomize_crontab(root: GuestRoot, rng: random.Random) -> None:
-    edit_file(root, "/etc/crontab", lambda text: None if text is None else edits.randomize_crontab(text, rng))
+def randomize_crontab(root: GuestRoot, rng: random.Random, path: str = "/etc/crontab") -> None:
+    edit_file(root, path, lambda text: None if text is None else edits.randomize_crontab(text, rng))
 
 
 def _required(text: str | None) -> str:

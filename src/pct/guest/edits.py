@@ -14,6 +14,17 @@ BEGIN_MARKER = "# --- BEGIN PVE ---"
 END_MARKER = "# --- END PVE ---"
 
 
+GENERATED_MARK = "# Written by pct"
+
+
+def generated_header(name: str) -> list[str]:
+    """Return the comment lines that start a file pct writes as a whole."""
+    return [
+        f"{GENERATED_MARK} at each container start; your changes here are replaced.",
+        f"# Create /etc/.pve-ignore.{name} to manage this file yourself.",
+    ]
+
+
 class EditError(ValueError):
     """A guest file that cannot be edited safely; the message names the problem."""
 
@@ -103,7 +114,9 @@ def render_resolv_conf(servers: Sequence[str], domains: Sequence[str]) -> str:
 # -- /etc/crontab -------------------------------------------------------------
 
 _CRON_LINE = re.compile(r"^(?P<minute>\d+)(?P<sep1>\s+)(?P<hour>\d+|\*)(?P<rest>\s.*)$")
-_PERIODS = ("cron.hourly", "cron.daily", "cron.weekly", "cron.monthly")
+# Debian-style run-parts directories, then the ones of Alpine's /etc/crontabs/root.
+_PERIODS = ("cron.hourly", "cron.daily", "cron.weekly", "cron.monthly",
+            "periodic/hourly", "periodic/daily", "periodic/weekly", "periodic/monthly")
 
 
 def randomize_crontab(text: str, rng: random.Random) -> str:
@@ -118,7 +131,7 @@ def randomize_crontab(text: str, rng: random.Random) -> str:
         if match and period and not line.lstrip().startswith("#"):
             minute = str(rng.randrange(60))
             hour = match["hour"]
-            if period != "cron.hourly" and hour != "*":
+            if not period.endswith("hourly") and hour != "*":
                 hour = str(rng.randrange(24))
             ending = "\n" if line.endswith("\n") else ""
             line = f"{minute}{match['sep1']}{hour}{match['rest']}{ending}"
@@ -160,21 +173,42 @@ def add_authorized_keys(text: str | None, keys: str) -> str:
 _TTY_GETTY = re.compile(r"^[^#:]+:[^:]*:respawn:.*getty.*\btty\d+\b")
 
 
-def render_inittab(text: str, tty: int, console: bool) -> str:
+def render_inittab(text: str, tty: int, console: bool, getty: str = "/sbin/getty --noclear 38400") -> str:
     """Return /etc/inittab with gettys on tty1..*tty* and, if *console*, on /dev/console.
 
     The guest's own getty lines for ttyN are commented out, because LXC
     creates only the configured number of ttys. The managed lines go into a
-    marked section at the end.
+    marked section at the end. *getty* is the command before the tty name.
     """
     lines = []
     for line in text.splitlines():
         if _TTY_GETTY.match(line) and not _within_markers(lines):
             line = "#" + line
         lines.append(line)
-    section = [f"{n}:2345:respawn:/sbin/getty --noclear 38400 tty{n}" for n in range(1, tty + 1)]
+    section = [f"{n}:2345:respawn:{getty} tty{n}" for n in range(1, tty + 1)]
     if console:
-        section.insert(0, "co:2345:respawn:/sbin/getty --noclear 38400 console")
+        section.insert(0, f"co:2345:respawn:{getty} console")
+    return replace_marked_section("\n".join(lines) + "\n", section, len)
+
+
+# busybox init's format: "tty1::respawn:/sbin/getty 38400 tty1", the first field names the tty.
+_BUSYBOX_TTY_GETTY = re.compile(r"^(tty\d+|console)::respawn:.*getty")
+
+
+def render_busybox_inittab(text: str, tty: int, console: bool) -> str:
+    """Return a busybox-init /etc/inittab (as Alpine uses) with gettys on tty1..*tty* and the console.
+
+    The guest's own getty lines for ttyN and the console are commented out and
+    the managed lines go into a marked section at the end.
+    """
+    lines = []
+    for line in text.splitlines():
+        if _BUSYBOX_TTY_GETTY.match(line) and not _within_markers(lines):
+            line = "#" + line
+        lines.append(line)
+    section = [f"tty{n}::respawn:/sbin/getty 38400 tty{n}" for n in range(1, tty + 1)]
+    if console:
+        section.insert(0, "console::respawn:/sbin/getty 38400 console")
     return replace_marked_section("\n".join(lines) + "\n", section, len)
 
 
@@ -187,3 +221,32 @@ def _within_markers(previous: list[str]) -> bool:
         elif line.strip() == END_MARKER:
             inside = False
     return inside
+
+
+# -- shell-style KEY=value files ----------------------------------------------
+
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
+
+
+def set_shell_variables(text: str, values: dict[str, str]) -> str:
+    """Return *text* with ``KEY="value"`` set for each item of *values*.
+
+    The first assignment of a key is replaced in place and later ones are
+    removed, so the file cannot set the key back. Missing keys are appended.
+    Values must not contain quotes, backslashes, ``$`` or backquotes.
+    """
+    for value in values.values():
+        if re.search(r"[\"\\$`\n]", value):
+            raise EditError(f"value {value!r} cannot be written as a shell string")
+    output: list[str] = []
+    done: set[str] = set()
+    for line in text.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match and match[1] in values:
+            if match[1] in done:
+                continue
+            line = f'{match[1]}="{values[match[1]]}"'
+            done.add(match[1])
+        output.append(line)
+    output.extend(f'{key}="{value}"' for key, value in values.items() if key not in done)
+    return "".join(line + "\n" for line in output)

@@ -7,6 +7,12 @@ removed line was (at the end for a new interface). Stanzas of other
 interfaces, ``source`` lines and comments stay as the guest has them.
 An interface with neither ``ip`` nor ``ip6`` is not managed, so a stanza the
 guest wrote for it by hand survives.
+
+The busybox style is for busybox's ``ifup`` (Alpine before ifupdown-ng, and
+the busybox test template). It supports only the ``static`` and ``manual``
+methods for inet6, expects the IPv6 prefix length as ``netmask``, and its
+``manual`` method does not bring the link up (busybox 1.35, checked with
+``ifup -n``).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pct.guest.model import GuestNet
 _LOOPBACK = ["auto lo", "iface lo inet loopback", ""]
 
 
-def render_interfaces(text: str | None, nets: Sequence[GuestNet]) -> str:
+def render_interfaces(text: str | None, nets: Sequence[GuestNet], busybox: bool = False) -> str:
     """Return the interfaces file *text* with stanzas for *nets* in place of the old ones."""
     managed = {net.name for net in nets if net.ip is not None or net.ip6 is not None}
     lines = (text or "").splitlines()
@@ -31,7 +37,7 @@ def render_interfaces(text: str | None, nets: Sequence[GuestNet]) -> str:
     if position is None:
         position = len(kept)
 
-    block = _stanza_block([net for net in nets if net.name in managed])
+    block = _stanza_block([net for net in nets if net.name in managed], busybox)
     if block:
         if position > 0 and kept[position - 1].strip():
             block.insert(0, "")
@@ -81,16 +87,16 @@ def _remove_managed(lines: list[str], managed: set[str]) -> tuple[list[str], int
     return kept, position
 
 
-def _stanza_block(nets: Sequence[GuestNet]) -> list[str]:
+def _stanza_block(nets: Sequence[GuestNet], busybox: bool) -> list[str]:
     stanzas: list[list[str]] = []
     for net in nets:
         stanzas.append([f"auto {net.name}"])
         if net.ip is not None:
-            stanzas[-1].extend(_inet_stanza(net))
+            stanzas[-1].extend(_busybox_inet_stanza(net) if busybox else _inet_stanza(net))
         if net.ip6 is not None:
             if net.ip is not None:
                 stanzas.append([])
-            stanzas[-1].extend(_inet6_stanza(net))
+            stanzas[-1].extend(_busybox_inet6_stanza(net) if busybox else _inet6_stanza(net))
     block: list[str] = []
     for stanza in stanzas:
         if block:
@@ -114,6 +120,26 @@ def _inet6_stanza(net: GuestNet) -> list[str]:
     if address is None:
         return [f"iface {net.name} inet6 {net.ip6}"]
     return [f"iface {net.name} inet6 static", f"\taddress {address.with_prefixlen}", *_gateway_lines(net.name, address, net.gw6, "ip -6")]
+
+
+def _busybox_inet_stanza(net: GuestNet) -> list[str]:
+    if net.ip == "manual":
+        return [f"iface {net.name} inet manual", f"\tup ip link set {net.name} up"]
+    return _inet_stanza(net)
+
+
+def _busybox_inet6_stanza(net: GuestNet) -> list[str]:
+    """Return an inet6 stanza that busybox ifup accepts.
+
+    For ``auto`` (and ``dhcp``, which the Alpine setup rejects beforehand)
+    the link is only brought up: the kernel then configures addresses from
+    router advertisements (SLAAC).
+    """
+    address = net.static_ipv6()
+    if address is None:
+        return [f"iface {net.name} inet6 manual", f"\tup ip link set {net.name} up"]
+    return [f"iface {net.name} inet6 static", f"\taddress {address.ip}", f"\tnetmask {address.network.prefixlen}",
+            *_gateway_lines(net.name, address, net.gw6, "ip -6")]
 
 
 def _gateway_lines(name: str, address: ipaddress.IPv4Interface | ipaddress.IPv6Interface, gateway: str | None, ip_command: str) -> list[str]:

@@ -127,6 +127,10 @@ def _validate_nets(nets: tuple[GuestNet, ...], fail) -> None:
             raise fail(f"interface name {net.name!r} is used by more than one network device")
         _validate_family(net.name, net.ip, net.gw, ("dhcp", "manual"), ipaddress.IPv4Interface, ipaddress.IPv4Address, "ip", fail)
         _validate_family(net.name, net.ip6, net.gw6, ("auto", "dhcp", "manual"), ipaddress.IPv6Interface, ipaddress.IPv6Address, "ip6", fail)
+    for key in ("gw", "gw6"):
+        claimants = [net.name for net in nets if getattr(net, key) is not None]
+        if len(claimants) > 1:
+            raise fail(f"{key} is set on {' and '.join(claimants)}, but only one interface can have the default gateway")
 
 
 def _validate_family(name, ip, gw, keywords, interface_type, address_type, key, fail) -> None:
@@ -161,3 +165,17 @@ def _is_ip_address(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_off_link(address: ipaddress.IPv4Interface | ipaddress.IPv6Interface, gateway: str) -> bool:
+    """Return whether *gateway* lies outside the subnet of *address*, so it needs its own route.
+
+    An IPv6 link-local gateway is always on the link.
+    """
+    gateway_address = ipaddress.ip_address(gateway)
+    return gateway_address not in address.network and not gateway_address.is_link_local
+
+
+def managed_nets(nets: tuple[GuestNet, ...]) -> list[GuestNet]:
+    """Return the interfaces guest setup configures: those with ``ip`` or ``ip6`` set."""
+    return [net for net in nets if net.ip is not None or net.ip6 is not None]

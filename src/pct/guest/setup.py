@@ -14,10 +14,17 @@ from typing import Callable
 from pct.errors import GuestError
 from pct.guest.base import PHASES, CreateInput, GuestSetup, HostFiles
 from pct.guest.credentials import HostKey
+from pct.guest.alpine import AlpineSetup
+from pct.guest.arch import ArchSetup
 from pct.guest.debian import DebianSetup, DevuanSetup, UbuntuSetup
-from pct.guest.detect import check_ostype, detect_ostype
+from pct.guest.detect import check_etc, check_ostype, detect_ostype
+from pct.guest.gentoo import GentooSetup
 from pct.guest.model import GuestConfig, validate_guest_config
+from pct.guest.nixos import NixOSSetup
+from pct.guest.opensuse import OpenSUSESetup
+from pct.guest.redhat import CentOSSetup, FedoraSetup
 from pct.guest.rootfs import GuestRoot
+from pct.guest.versions import detect_release
 
 log = logging.getLogger("pct.guest")
 
@@ -25,6 +32,13 @@ FAMILIES: dict[str, type[GuestSetup]] = {
     "debian": DebianSetup,
     "devuan": DevuanSetup,
     "ubuntu": UbuntuSetup,
+    "fedora": FedoraSetup,
+    "centos": CentOSSetup,
+    "archlinux": ArchSetup,
+    "alpine": AlpineSetup,
+    "gentoo": GentooSetup,
+    "opensuse": OpenSUSESetup,
+    "nixos": NixOSSetup,
 }
 
 
@@ -57,15 +71,17 @@ def setup_guest(
     if conf.ostype == "unmanaged":
         return "unmanaged"
 
+    check_etc(root)
     ostype = detect_ostype(root)
     check_ostype(conf.ostype, ostype, conf.vmid)
     family = FAMILIES.get(ostype)
     if family is None:
         raise GuestError(f"guest setup for {ostype} is not supported yet", vmid=conf.vmid)
+    release = detect_release(root, ostype)
 
     log.debug("CT %s: %s guest setup for %s", conf.vmid, phase, ostype)
     create = CreateInput(password=password, ssh_public_keys=ssh_public_keys, host_keys=host_keys)
     if rng is not None:
         create.rng = rng
-    family(root, conf, HostFiles(host_resolv_conf, host_localtime)).run(phase, create)
+    family(root, conf, HostFiles(host_resolv_conf, host_localtime), release).run(phase, create)
     return ostype
