@@ -1,7 +1,7 @@
 """``pct template`` and ``pct clone``: turn a container into a template, copy containers.
 
 A linked clone shares its data with the template it comes from, through the
-storage's snapshots; it needs a template on a storage that declares
+storage's snapshots. It needs a template on a storage that declares
 ``linked-clone``. Every other clone is a full copy: a new volume per volume,
 filled by copying the file tree.
 """

@@ -1,7 +1,7 @@
 """A real btrfs file system on a loop file below the test's root, as storage ``btr``.
 
 Import the ``btrfs`` fixture into a test module to use it. The loop file lives
-under ``host.root``, so the session's leak check sees its loop device too.
+under ``host.root``, so the session's leak check also finds its loop device.
 """
 
 from __future__ import annotations

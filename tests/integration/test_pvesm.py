@@ -32,7 +32,7 @@ def test_status_lists_every_storage(host, btrfs):
 
 def test_raw_image_on_btrfs_snapshots(host, btrfs, busybox_template):
     vmid = host.new_vmid()
-    # pvesm alloc makes volumes owned by host root, as a privileged container sees them.
+    # pvesm alloc makes volumes owned by host root, which only a privileged container can write.
     host.pct("create", vmid, str(busybox_template), "--rootfs", "btr:1", "--unprivileged", "0")
     result = pvesm(host, "alloc", "btr", vmid, f"vm-{vmid}-disk-5.raw", "64M")
     assert result.stdout == f"successfully created 'btr:{vmid}/vm-{vmid}-disk-5.raw'\n"

@@ -34,8 +34,8 @@ def test_grow_raw_image_online(host, btrfs, busybox_template):
     before = guest_size_kib(host, vmid, "/")
 
     if not has_sys_resource():
-        # Without the capability the kernel rejects the online resize: the
-        # error says so and the image keeps its size and data.
+        # Without the capability the kernel rejects the online resize. The
+        # error tells the user to resize offline, and the image keeps its size and data.
         text = host.conf_text(vmid)
         assert_one_line_error(host.pct("resize", vmid, "rootfs", "+1G", check=False),
                               "stop the container and resize again")

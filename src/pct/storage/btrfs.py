@@ -46,7 +46,7 @@ class BtrfsStorage(DirStorage):
     # -- names and paths ---------------------------------------------------------------
 
     def subvolume_dir(self, volname: str) -> Path:
-        """Return the subvolume that holds *volname* (for a raw image, the one around its file)."""
+        """Return the subvolume that contains *volname* (for a raw image, the one around its file)."""
         image = self._parse(volname)
         return self.base / "images" / str(image.owner) / f"{image.prefix}-{image.vmid}-disk-{image.disk}"
 

@@ -29,8 +29,8 @@ def loop_devices_of(path: Path) -> list[str]:
 def grow_ext4_image(path: Path, size_bytes: int) -> None:
     """Grow the image file *path* to *size_bytes* and its ext4 file system with it.
 
-    A mounted image is grown online: the loop device is told the new capacity
-    and ``resize2fs`` runs on it. An unmounted one is checked and grown offline.
+    A mounted image is grown online: ``losetup -c`` updates the loop device's
+    capacity and ``resize2fs`` runs on it. An unmounted one is checked and grown offline.
     """
     current = path.stat().st_size
     if size_bytes < current:
@@ -42,7 +42,7 @@ def grow_ext4_image(path: Path, size_bytes: int) -> None:
         try:
             run(["resize2fs", devices[0]])
         except CommandError as exc:
-            # The file system did not grow, so the old size still holds all of it.
+            # The file system did not grow, so the old size still contains all of it.
             _set_file_size(path, current, devices)
             # NOTE: the ext4 resize ioctl needs CAP_SYS_RESOURCE, which some sandboxes drop.
             raise StorageError(f"growing the mounted file system of '{path}' failed: {exc.message}; "
@@ -61,7 +61,7 @@ def _mounted_loop_devices(path: Path, wait_seconds: float = 5.0) -> list[str]:
     """Return the loop devices of *path* that are mounted.
 
     A loop device set to autoclear detaches shortly after its last unmount,
-    so devices that are attached but not mounted are waited for; one that
+    so this waits for attached devices that are not mounted. A device that
     stays attached means another program uses the image.
     """
     deadline = time.monotonic() + wait_seconds
