@@ -92,6 +92,8 @@ def check_bind_source(mount, vmid: int) -> None:
     source = os.path.normpath(mount.volume)
     if source in SYSTEM_DIRECTORIES:
         raise PctError(f"CT {vmid}: {mount.key}: bind mounting the host directory '{source}' is not allowed", vmid)
+    if os.path.exists(source) and not os.path.isdir(source) and not os.path.isfile(source):
+        raise PctError(f"CT {vmid}: {mount.key}: '{source}' is not a block device, a directory or a file", vmid)
     if not os.path.isdir(source) and not os.path.isfile(source):
         raise PctError(f"CT {vmid}: {mount.key}: bind mount source '{source}' does not exist", vmid)
     if os.path.realpath(source) != source:
