@@ -15,7 +15,7 @@ apt-get update
 apt-get install -y --no-install-recommends \
     lxc uidmap debootstrap busybox-static \
     tar zstd xz-utils gzip e2fsprogs btrfs-progs util-linux mount \
-    iproute2 iputils-ping openssl openssh-client tmux \
+    iproute2 iputils-ping openssl openssh-client tmux lxcfs \
     python3 python3-venv python3-pip ca-certificates
 
 # Unprivileged containers map container ids 0-65535 to host ids 100000-165535.
@@ -34,4 +34,15 @@ if [ -d /run/systemd/system ]; then
     sed "s|@PCT@|$PWD/.venv/bin/pct|" contrib/pct-guests.service > /etc/systemd/system/pct-guests.service
     systemctl daemon-reload
     systemctl enable pct-guests.service
+fi
+
+# lxcfs gives each container its own /proc/meminfo, /proc/cpuinfo and uptime;
+# LXC's mount hook uses it whenever /var/lib/lxcfs is mounted.
+if ! mountpoint -q /var/lib/lxcfs; then
+    if [ -d /run/systemd/system ]; then
+        systemctl start lxcfs
+    else
+        mkdir -p /var/lib/lxcfs
+        lxcfs --enable-cfs /var/lib/lxcfs >/dev/null 2>&1
+    fi
 fi

@@ -282,3 +282,16 @@ def test_idmap_with_gap_is_refused(host, busybox_template):
     result = host.pct("start", vmid, check=False)
     assert "lxc.idmap: container uids 1000-65535 are not mapped" in result.stderr
     assert host.pct("status", vmid).stdout == "status: stopped\n"
+
+
+@pytest.mark.skipif(not os.path.ismount("/var/lib/lxcfs"), reason="lxcfs is not running on this host")
+def test_lxcfs_shows_container_limits(host, busybox_template):
+    vmid = create(host, busybox_template, "--memory", "200", "--cores", "1")
+    host.pct("start", vmid)
+    meminfo = guest(host, vmid, "cat", "/proc/meminfo").stdout
+    assert "MemTotal:         204800 kB" in meminfo
+    cpuinfo = guest(host, vmid, "cat", "/proc/cpuinfo").stdout
+    assert cpuinfo.count("processor\t:") == 1
+    uptime = float(guest(host, vmid, "cat", "/proc/uptime").stdout.split()[0])
+    host_uptime = float(open("/proc/uptime").read().split()[0])
+    assert uptime < 60 < host_uptime

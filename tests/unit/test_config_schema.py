@@ -46,7 +46,7 @@ SETTABLE_KEYS = [
 NOT_SETTABLE_KEYS = ["lock", "parent", "snaptime", "snapstate"]
 HOTPLUG_KEYS = [
     "memory", "swap", "cores", "cpulimit", "cpuunits", "net0", "net31", "mp0", "mp255", "hostname",
-    "nameserver", "searchdomain", "description", "tags", "onboot", "startup", "protection",
+    "nameserver", "searchdomain", "description", "tags", "onboot", "startup", "protection", "cmode",
 ]
 
 
