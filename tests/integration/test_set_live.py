@@ -91,12 +91,12 @@ def test_pending_change_waits_for_restart(host, busybox_template, bridge):
 
 def test_revert_drops_pending(host, busybox_template, bridge):
     vmid = start_container(host, busybox_template, bridge)
-    host.pct("set", vmid, "--tty", "3", "--cmode", "shell")
+    host.pct("set", vmid, "--tty", "3", "--console", "0")
     host.pct("set", vmid, "--revert", "tty")
     text = host.conf_text(vmid)
     assert "tty: 3" not in text
-    assert "cmode: shell\n" in text.split("[pve:pending]")[1]
-    host.pct("set", vmid, "--revert", "cmode")
+    assert "console: 0\n" in text.split("[pve:pending]")[1]
+    host.pct("set", vmid, "--revert", "console")
     assert "[pve:pending]" not in host.conf_text(vmid)
 
 
