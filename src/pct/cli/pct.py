@@ -7,6 +7,7 @@ import os
 import sys
 
 from pct.cli.common import OUTPUT_FORMATS, print_output, run_tool
+from pct.cli.backup_commands import BACKUP_COMMANDS
 from pct.cli.volumes import VOLUME_COMMANDS
 from pct.paths import Paths
 
@@ -460,3 +461,4 @@ COMMANDS = {
     "help": ("show the options of a command", cmd_help, _help_arguments),
 }
 COMMANDS.update(VOLUME_COMMANDS)
+COMMANDS.update(BACKUP_COMMANDS)
