@@ -75,14 +75,17 @@ def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[st
         undo: list = []
         try:
             _allocate_volumes(paths, vmid, config, changes, undo)
+            for key in request.delete:
+                _check_removal(config, key, vmid)
+            freed: list[str] = []
             if is_running(paths, vmid):
-                _update_running(paths, vmid, config, changes, request.delete)
+                freed = _update_running(paths, vmid, config, changes, request.delete)
             else:
                 fold_pending(config)
                 for key, value in changes.items():
                     _set_value(config, key, value, vmid)
                 for key in request.delete:
-                    _delete_value(config, key)
+                    freed += [volume for volume in [_delete_value(config, key)] if volume]
 
             _check_result(config, vmid)
             write_config(paths, vmid, config)
@@ -90,7 +93,14 @@ def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[st
             for step in reversed(undo):
                 step()
             raise
+        _free_volumes(paths, vmid, freed)
         return pending_keys(config)
+
+
+def _check_removal(config: ContainerConfig, key: str, vmid: int) -> None:
+    """Refuse removing a disk of a protected container."""
+    if config.main.get("protection") == "1" and re.fullmatch(r"(mp|unused)\d+", key):
+        raise PctError(f"CT {vmid}: can't remove {key} - protection mode enabled", vmid)
 
 
 def _allocate_volumes(paths: Paths, vmid: int, config: ContainerConfig, changes: dict[str, str],
@@ -124,7 +134,8 @@ def _check_result(config: ContainerConfig, vmid: int) -> None:
 
 
 def _update_running(paths: Paths, vmid: int, config: ContainerConfig, changes: dict[str, str],
-                    delete: list[str]) -> None:
+                    delete: list[str]) -> list[str]:
+    """Apply live what can be, leave the rest pending; return volumes to free."""
     from pct.runtime.live import applies_live, apply_live
 
     live = {key: value for key, value in changes.items() if applies_live(key)}
@@ -137,18 +148,20 @@ def _update_running(paths: Paths, vmid: int, config: ContainerConfig, changes: d
         if key not in live_delete:
             _add_pending_delete(config, key)
 
+    freed: list[str] = []
     if live or live_delete:
         after = copy.deepcopy(config)
         for key, value in live.items():
             _set_value(after, key, value, vmid)
             _drop_pending(after, key)
         for key in live_delete:
-            _delete_value(after, key)
+            freed += [volume for volume in [_delete_value(after, key)] if volume]
             _drop_pending(after, key)
         settings_from_config(after, vmid)
         apply_live(paths, settings_from_config(config, vmid), settings_from_config(after, vmid),
                    set(live) | set(live_delete))
         config.main, config.description, config.pending = after.main, after.description, after.pending
+    return freed
 
 
 def _set_value(config: ContainerConfig, key: str, value: str, vmid: int) -> None:
@@ -162,10 +175,43 @@ def _set_value(config: ContainerConfig, key: str, value: str, vmid: int) -> None
         config.main.set(key, value)
 
 
-def _delete_value(config: ContainerConfig, key: str) -> None:
+def _delete_value(config: ContainerConfig, key: str) -> str | None:
+    """Remove *key* from the main section; return a volume the caller must free afterwards.
+
+    A removed storage-backed mount point stays attached as ``unused[n]``, so
+    its data survives until that entry is removed too, which frees it.
+    """
+    value = config.main.get(key)
     if key == "description":
         config.description = ""
     config.main.delete(key)
+    if not value:
+        return None
+    volume = value.split(",", 1)[0].removeprefix("volume=")
+    if re.fullmatch(r"mp\d+", key) and not volume.startswith("/"):
+        config.main.set(_free_unused_key(config), volume)
+    elif re.fullmatch(r"unused\d+", key):
+        return volume
+    return None
+
+
+def _free_unused_key(config: ContainerConfig) -> str:
+    index = 0
+    while f"unused{index}" in config.main:
+        index += 1
+    return f"unused{index}"
+
+
+def _free_volumes(paths: Paths, vmid: int, volumes: list[str]) -> None:
+    """Free removed ``unused[n]`` volumes, after the config no longer names them."""
+    from pct.storage import get_storage, parse_volume_id
+
+    for volume in volumes:
+        storage_id, volname = parse_volume_id(volume)
+        try:
+            get_storage(paths, storage_id).free_volume(volname)
+        except PctError as exc:
+            log.warning("CT %s: unable to free volume '%s': %s", vmid, volume, exc.message)
 
 
 # -- the pending section ------------------------------------------------------------

@@ -98,3 +98,34 @@ def test_missing_volume_is_refused_by_set(host, busybox_template):
     result = host.pct("set", vmid, "--mp0", f"local:{vmid}/vm-{vmid}-disk-9.raw,mp=/x", check=False)
     assert f"mp0: volume 'local:{vmid}/vm-{vmid}-disk-9.raw' does not exist" in result.stderr
     assert host.conf_text(vmid) == before
+
+
+def test_removed_mount_point_is_kept_as_unused(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--mp0", "local:1,mp=/data")
+    volume = f"local:{vmid}/vm-{vmid}-disk-1.raw"
+    host.pct("set", vmid, "--delete", "mp0")
+    text = host.conf_text(vmid)
+    assert "mp0:" not in text
+    assert f"unused0: {volume}\n" in text
+    assert f"{vmid}/vm-{vmid}-disk-1.raw" in host.images()
+
+    host.pct("set", vmid, "--protection", "1")
+    result = host.pct("set", vmid, "--delete", "unused0", check=False)
+    assert f"CT {vmid}: can't remove unused0 - protection mode enabled" in result.stderr
+    assert f"{vmid}/vm-{vmid}-disk-1.raw" in host.images()
+
+    host.pct("set", vmid, "--protection", "0")
+    host.pct("set", vmid, "--delete", "unused0")
+    assert "unused0" not in host.conf_text(vmid)
+    assert f"{vmid}/vm-{vmid}-disk-1.raw" not in host.images()
+
+
+def test_bind_mount_removal_leaves_no_unused(host, busybox_template):
+    shared = host.root / "shared"
+    shared.mkdir()
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--mp0", f"{shared},mp=/shared")
+    host.pct("set", vmid, "--delete", "mp0")
+    assert "unused" not in host.conf_text(vmid)
+    assert shared.is_dir()

@@ -19,6 +19,8 @@ def applies_live(key: str) -> bool:
     """
     from pct.config.schema import is_hotpluggable
 
+    if key.startswith("unused"):
+        return True  # a detached volume concerns no running process
     return is_hotpluggable(key) and not key.startswith("mp")
 
 
