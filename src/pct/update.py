@@ -138,8 +138,11 @@ def _update_running(paths: Paths, vmid: int, config: ContainerConfig, changes: d
     """Apply live what can be, leave the rest pending; return volumes to free."""
     from pct.runtime.live import applies_live, apply_live
 
-    live = {key: value for key, value in changes.items() if applies_live(key)}
-    live_delete = [key for key in delete if applies_live(key)]
+    # A new mount point is mounted live; changing or removing a mounted one
+    # waits for the next start.
+    live = {key: value for key, value in changes.items()
+            if applies_live(key) and not (_is_mount_point(key) and key in config.main)}
+    live_delete = [key for key in delete if applies_live(key) and not _is_mount_point(key)]
 
     for key, value in changes.items():
         if key not in live:
@@ -162,6 +165,10 @@ def _update_running(paths: Paths, vmid: int, config: ContainerConfig, changes: d
                    set(live) | set(live_delete))
         config.main, config.description, config.pending = after.main, after.description, after.pending
     return freed
+
+
+def _is_mount_point(key: str) -> bool:
+    return re.fullmatch(r"mp\d+", key) is not None
 
 
 def _set_value(config: ContainerConfig, key: str, value: str, vmid: int) -> None:

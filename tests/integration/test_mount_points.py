@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from conftest import _mounts_below
+from conftest import _mounts_below, _test_loop_devices
 
 
 def mounted_at(path) -> bool:
@@ -41,16 +41,47 @@ def test_volume_and_bind_mounts_inside(host, busybox_template, tmp_path):
     assert host.pct("exec", vmid, "--", "cat", "/data/file").stdout == "kept\n"
 
 
-def test_mount_point_on_running_is_pending(host, busybox_template):
+def test_mount_point_added_live(host, busybox_template, tmp_path):
+    shared = host.root / "shared-live"
+    shared.mkdir()
+    (shared / "note").write_text("live\n")
     vmid = host.new_vmid()
     host.pct("create", vmid, str(busybox_template))
     host.pct("start", vmid)
-    result = host.pct("set", vmid, "--mp0", "local:0,mp=/later")
+
+    host.pct("set", vmid, "--mp0", "local:1,mp=/later/data", "--mp1", f"{shared},mp=/host-share,ro=1")
+    text = host.conf_text(vmid)
+    assert "[pve:pending]" not in text
+    assert f"mp0: local:{vmid}/vm-{vmid}-disk-1.raw,mp=/later/data,size=1G\n" in text
+    mounts = host.pct("exec", vmid, "--", "cat", "/proc/mounts").stdout
+    assert " /later/data ext4 " in mounts
+    assert host.pct("exec", vmid, "--", "cat", "/host-share/note").stdout == "live\n"
+    host.pct("exec", vmid, "--", "sh", "-c", "echo written > /later/data/file")
+    assert host.pct("exec", vmid, "--", "touch", "/host-share/x", check=False).returncode != 0
+
+    result = host.pct("set", vmid, "--delete", "mp0")
     assert "pending until the next start: mp0" in result.stderr
-    assert "mp0: " in host.conf_text(vmid).split("[pve:pending]")[1]
     host.pct("stop", vmid)
+    assert _mounts_below(host.root) == []
+    assert _test_loop_devices() == []
     host.pct("start", vmid)
-    assert " /later " in host.pct("exec", vmid, "--", "cat", "/proc/mounts").stdout
+    assert f"unused0: local:{vmid}/vm-{vmid}-disk-1.raw\n" in host.conf_text(vmid)
+    assert " /later/data " not in host.pct("exec", vmid, "--", "cat", "/proc/mounts").stdout
+
+
+def test_live_mount_refuses_planted_symlink(host, busybox_template, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template))
+    host.pct("start", vmid)
+    host.pct("exec", vmid, "--", "ln", "-s", str(outside), "/evil")
+    before = host.conf_text(vmid)
+    result = host.pct("set", vmid, "--mp0", "local:0,mp=/evil/x", check=False)
+    assert result.returncode != 0
+    assert "leads through a symlink" in result.stderr
+    assert os.listdir(outside) == []
+    assert host.conf_text(vmid) == before
 
 
 def test_planted_symlink_target_is_refused(host, busybox_template, tmp_path):

@@ -9,19 +9,20 @@ from pct.runtime import hotplug
 from pct.runtime.guestprep import prepare_guest
 
 _NET_KEY = re.compile(r"^net(\d+)$")
+_MP_KEY = re.compile(r"^mp\d+$")
 
 
 def applies_live(key: str) -> bool:
     """Return whether a change of *key* can take effect in a running container now.
 
-    # Limitation: mount points (mp[n]) are not mounted into a running
-    # container yet; their changes wait for the next start.
+    A new mount point is mounted live; changing or removing one waits for
+    the next start (see ``apply_live``).
     """
     from pct.config.schema import is_hotpluggable
 
     if key.startswith("unused"):
         return True  # a detached volume concerns no running process
-    return is_hotpluggable(key) and not key.startswith("mp")
+    return is_hotpluggable(key)
 
 
 def apply_live(paths: Paths, old, new, keys: set[str]) -> None:
@@ -38,6 +39,19 @@ def apply_live(paths: Paths, old, new, keys: set[str]) -> None:
         prepare_guest(new, paths.rootfs_mount(vmid), phase="start")
     if "hostname" in keys and new.hostname != old.hostname:
         hotplug.set_live_hostname(paths, vmid, new.hostname)
+    for key in sorted(key for key in keys if _MP_KEY.match(key)):
+        _add_mount_point(paths, new, key)
+
+
+def _add_mount_point(paths: Paths, settings, key: str) -> None:
+    from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
+    from pct.runtime.mountinject import inject_mount
+    from pct.runtime.state import init_pid
+
+    mount = next(m for m in settings.mounts if m.key == key)
+    pid = init_pid(paths, settings.vmid)
+    uid_base = UNPRIVILEGED_ID_MAP[0] if settings.unprivileged else 0
+    inject_mount(paths, settings.vmid, pid, mount, uid_base)
 
 
 def _nic(settings, index: int):

@@ -110,7 +110,9 @@ def open_target(rootfs: Path, mountpoint: str, uid_base: int, vmid: int, key: st
     fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         for part in parts:
-            fd = _step_into(fd, part, uid_base, vmid, key, mountpoint)
+            child = _step_into(fd, part, uid_base, vmid, key, mountpoint)
+            os.close(fd)
+            fd = child
         yield fd
     finally:
         os.close(fd)
@@ -125,10 +127,8 @@ def _step_into(parent: int, name: str, uid_base: int, vmid: int, key: str, mount
         os.chown(name, uid_base, uid_base, dir_fd=parent, follow_symlinks=False)
         child = os.open(name, flags, dir_fd=parent)
     except OSError as exc:
-        os.close(parent)
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise PctError(f"CT {vmid}: {key}: mount point path '{mountpoint}' leads through a symlink "
                            f"or a file inside the container ('{name}')", vmid) from None
         raise
-    os.close(parent)
     return child
