@@ -25,6 +25,8 @@ from pct.runtime.state import is_running
 from pct.storage import Storage, get_storage
 from pct.volumes import ConfigVolume, mount_volumes, replace_volume, storage_of, with_size
 
+from pct.undo import roll_back
+
 log = logging.getLogger(__name__)
 
 # Keys of the source that a clone does not take over.
@@ -113,7 +115,7 @@ def clone_container(paths: Paths, request: CloneRequest) -> None:
             clone.main.delete("lock")
             write_config(paths, newid, clone)
         except BaseException:
-            _roll_back(undo, newid)
+            roll_back(undo, newid)
             raise
 
 
@@ -241,14 +243,6 @@ def _remove_empty_dirs(top: Path) -> None:
             directory.rmdir()
         except OSError:
             pass
-
-
-def _roll_back(undo: list[Callable[[], None]], vmid: int) -> None:
-    for step in reversed(undo):
-        try:
-            step()
-        except Exception as exc:  # keep undoing; report each failure once
-            log.error("CT %s: rollback step failed: %s", vmid, exc)
 
 
 def _check_unlocked(config: ContainerConfig, vmid: int) -> None:

@@ -8,7 +8,6 @@ visible lock that ``pct unlock`` or ``pct destroy`` clears.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pct.runtime.mountpoints import mount_all
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import is_running
 from pct.storage import get_storage, parse_volume_id
+from pct.undo import roll_back
 from pct.tasks import Task, task
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def create_container(paths: Paths, request: CreateRequest) -> None:
         try:
             _populate(paths, request, config, template, undo, progress)
         except BaseException:
-            _roll_back(undo, vmid)
+            roll_back(undo, vmid)
             raise
 
         config.main.delete("lock")
@@ -202,14 +202,6 @@ def allocate_if_requested(paths: Paths, vmid: int, key: str, value: str, unprivi
     if size:
         options.append(f"size={format_size(size)}")
     return validate_option(key, ",".join(options), vmid)
-
-
-def _roll_back(undo: list[Callable[[], None]], vmid: int) -> None:
-    for step in reversed(undo):
-        try:
-            step()
-        except Exception as exc:  # keep undoing; report each failure once
-            log.error("CT %s: rollback step failed: %s", vmid, exc)
 
 
 def unlock_container(paths: Paths, vmid: int) -> None:

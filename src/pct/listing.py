@@ -9,13 +9,18 @@ from pct.paths import Paths
 from pct.runtime.state import running_vmids
 
 
-def list_containers(paths: Paths) -> list[dict]:
-    """Return one row per container config, sorted by id."""
+def config_vmids(paths: Paths) -> list[int]:
+    """Return the ids of all container configs of this node, sorted."""
     try:
         names = os.listdir(paths.lxc_conf_dir)
     except FileNotFoundError:
         return []
-    vmids = sorted(int(name[:-5]) for name in names if name.endswith(".conf") and name[:-5].isdigit())
+    return sorted(int(name[:-5]) for name in names if name.endswith(".conf") and name[:-5].isdigit())
+
+
+def list_containers(paths: Paths) -> list[dict]:
+    """Return one row per container config, sorted by id."""
+    vmids = config_vmids(paths)
     running = running_vmids(paths)
 
     rows = []

@@ -14,7 +14,6 @@ import os
 import socket
 import sys
 import time
-from pathlib import Path
 from typing import Iterator, TextIO
 
 from pct.paths import Paths

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from pct.cli.common import OUTPUT_FORMATS, print_output, run_tool

@@ -8,7 +8,6 @@ followed by its ``up`` delay; they stop in the reverse order, each given
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
@@ -32,13 +31,10 @@ class OrderResult:
 
 
 def _all_settings(paths: Paths) -> list:
-    try:
-        names = os.listdir(paths.lxc_conf_dir)
-    except FileNotFoundError:
-        return []
-    vmids = sorted(int(name[:-5]) for name in names if name.endswith(".conf") and name[:-5].isdigit())
+    from pct.listing import config_vmids
+
     settings = []
-    for vmid in vmids:
+    for vmid in config_vmids(paths):
         try:
             settings.append(settings_from_config(load_config(paths, vmid), vmid))
         except PctError as exc:
