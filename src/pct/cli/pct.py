@@ -47,9 +47,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log every step and show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="<command>")
     for name, (summary, _handler, add_arguments) in COMMANDS.items():
+        if command is not None and name != command:
+            continue  # argparse only needs the command being run
         parents = [] if name in OPTION_COMMANDS else [_global_options()]
         sub = commands.add_parser(name, help=summary, description=summary, parents=parents)
-        if add_arguments and (command is None or name == command):
+        if add_arguments:
             add_arguments(sub)
     return parser
 
