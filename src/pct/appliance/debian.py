@@ -64,12 +64,35 @@ def build_debian_template(output_dir: Path, release: str = "12", arch: str = "am
     return output
 
 
+def index_fields(archive_name: str) -> dict[str, str]:
+    """Return the local index fields of a template built here, from its file name."""
+    match = re.match(r"^debian-(\d+)-standard_([^_]+)_([^_.]+)\.tar\.zst$", archive_name)
+    if not match:
+        raise TemplateError(f"'{archive_name}' is not named like a Debian standard template")
+    release, version, arch = match.groups()
+    suite = SUITES.get(release, "unknown")
+    return {
+        "Package": f"debian-{release}-standard", "Version": version, "Type": "lxc", "OS": f"debian-{release}",
+        "Section": "system", "Maintainer": "pveam build (this host)", "Architecture": arch,
+        "Description": f"Debian {release} {suite.capitalize()} (standard)\n"
+                       "Built on this host with debootstrap from the mirror its apt uses.",
+    }
+
+
 def _clean_tree(tree: Path) -> None:
-    """Remove what must be unique per container or is only a download cache."""
-    for pattern in ("etc/ssh/ssh_host_*", "var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_Packages"):
+    """Remove what must be unique per container, download caches, apt lists and logs."""
+    for pattern in ("etc/ssh/ssh_host_*", "var/cache/apt/archives/*.deb", "var/cache/apt/*.bin",
+                    "var/lib/apt/lists/*_*", "var/log/**/*.log", "var/log/**/*.log.*"):
         for path in tree.glob(pattern):
-            path.unlink()
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+    for log in ("var/log/wtmp", "var/log/btmp", "var/log/lastlog", "var/log/faillog"):
+        if (tree / log).is_file():
+            (tree / log).write_bytes(b"")
     (tree / "etc/machine-id").write_text("")
+    dbus_machine_id = tree / "var/lib/dbus/machine-id"
+    if dbus_machine_id.is_file() and not dbus_machine_id.is_symlink():
+        dbus_machine_id.unlink()
     (tree / "etc/hostname").write_text("localhost\n")
     resolv = tree / "etc/resolv.conf"
     if resolv.is_symlink() or resolv.exists():
