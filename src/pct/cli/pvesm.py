@@ -45,7 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     path = commands.add_parser("path", help="show the host path of a volume")
     path.add_argument("volume", help="volume id, storage:name")
+
+    extract = commands.add_parser("extractconfig", help="print the container config stored in a backup")
+    extract.add_argument("volume", help="backup volume id (storage:backup/<file name>) or archive path")
+
+    prune = commands.add_parser("prune-backups", help="remove old backups by the keep-* retention rules")
+    prune.add_argument("storage", help="storage id")
+    prune.add_argument("--vmid", type=int, help="only the backups of this container")
+    prune.add_argument("--dry-run", nargs="?", const="1", default="0", help="only show what would be removed")
+    prune.add_argument("--keep-all", type=int, help="keep every backup (1) or not (0)")
+    for rule in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
+        prune.add_argument(f"--keep-{rule}", type=int, metavar="N",
+                           help=f"keep the {'newest N backups' if rule == 'last' else 'newest backup of the last N ' + _PERIODS[rule]}")
+    prune.add_argument("--output-format", choices=OUTPUT_FORMATS, default="text", help="output format")
     return parser
+
+
+_PERIODS = {"hourly": "hours", "daily": "days", "weekly": "weeks", "monthly": "months", "yearly": "years"}
 
 
 def dispatch(argv: list[str]) -> int:
@@ -138,6 +154,7 @@ def cmd_alloc(paths: Paths, args: argparse.Namespace) -> int:
 
 
 def cmd_free(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.protection import check_volume_free
     from pct.storage import get_storage, parse_volume_id
     from pct.volumes import volume_users
 
@@ -145,6 +162,7 @@ def cmd_free(paths: Paths, args: argparse.Namespace) -> int:
     storage = get_storage(paths, storage_id)
     if not storage.volume_path(volname).exists():
         raise StorageError(f"volume '{args.volume}' does not exist")
+    check_volume_free(paths, volname, args.volume)
     users = volume_users(paths, args.volume)
     if users:
         raise PctError(f"volume '{args.volume}' is in use by {', '.join(users)}; detach it first")
@@ -160,4 +178,47 @@ def cmd_path(paths: Paths, args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"status": cmd_status, "list": cmd_list, "alloc": cmd_alloc, "free": cmd_free, "path": cmd_path}
+def cmd_extractconfig(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.backup.archive import read_config
+    from pct.backup.target import resolve_archive
+
+    sys.stdout.write(read_config(resolve_archive(paths, args.volume)))
+    return 0
+
+
+def cmd_prune_backups(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.backup.prune import RULES, parse_prune_options, prune_directory
+    from pct.backup.target import storage_target
+
+    target = storage_target(paths, args.storage)
+    given = {key: getattr(args, key.replace("-", "_")) for key in ("keep-all",) + RULES}
+    text = ",".join(f"{key}={value}" for key, value in given.items() if value is not None)
+    if not text:
+        text = target_prune_setting(paths, args.storage)
+    marks = prune_directory(target, args.vmid, parse_prune_options(text), dry_run=args.dry_run in ("1", "yes", "on", "true"))
+    rows = [{"volid": target.volid(mark.archive.name), "vmid": mark.archive.vmid, "ctime": mark.archive.ctime,
+             "mark": mark.mark, "type": "lxc"} for mark in marks]
+    print_output(rows, args.output_format, _format_prune)
+    return 0
+
+
+def target_prune_setting(paths: Paths, storage_id: str) -> str:
+    """Return the storage's ``prune-backups`` property, or keep-all=1 when it has none."""
+    from pct.storage import load_storage_config
+
+    definition = load_storage_config(paths)[storage_id]
+    return definition.properties.get("prune-backups", "keep-all=1")
+
+
+def _format_prune(rows) -> str:
+    import time
+
+    lines = [f"{'Backup':<70} {'Backup-ID':<10} {'Time':<20} Mark"]
+    for row in rows:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["ctime"]))
+        lines.append(f"{row['volid']:<70} {row['vmid']:<10} {stamp:<20} {row['mark']}")
+    return "\n".join(lines)
+
+
+HANDLERS = {"status": cmd_status, "list": cmd_list, "alloc": cmd_alloc, "free": cmd_free, "path": cmd_path,
+            "extractconfig": cmd_extractconfig, "prune-backups": cmd_prune_backups}

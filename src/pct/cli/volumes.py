@@ -148,6 +148,119 @@ def cmd_move_volume(paths: Paths, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- rescue access, file transfer and rescan --------------------------------------------------
+
+def cmd_mount(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.rescue import mount_container
+
+    target = mount_container(paths, args.vmid)
+    print(f"mounted CT {args.vmid} in '{target}'")
+    return 0
+
+
+def cmd_unmount(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.rescue import unmount_container
+
+    unmount_container(paths, args.vmid)
+    return 0
+
+
+def _df_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("--output-format", choices=OUTPUT_FORMATS, default="text", help="output format")
+
+
+def cmd_df(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.rescue import disk_usage, format_usage
+
+    rows = disk_usage(paths, args.vmid)
+    data = [{"mp": row.key, "volume": row.volume, "path": row.path, "total": row.total, "used": row.used,
+             "avail": row.available} for row in rows]
+    print_output(data, args.output_format, lambda _data: format_usage(rows))
+    return 0
+
+
+def _fsck_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("--device", default="rootfs", help="volume to check: rootfs (default) or mp0 to mp255")
+    _flag(sub, "--force", "check the file system even when it is marked clean")
+
+
+def cmd_fsck(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.rescue import check_filesystem
+
+    output = check_filesystem(paths, args.vmid, args.device, force=args.force in _TRUE)
+    if output:
+        print(output)
+    return 0
+
+
+def _fstrim_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    _flag(sub, "--ignore-mountpoints", "trim the root volume only")
+
+
+def cmd_fstrim(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.rescue import trim_container
+
+    for line in trim_container(paths, args.vmid, ignore_mountpoints=args.ignore_mountpoints in _TRUE):
+        print(line)
+    return 0
+
+
+def _owner_arguments(sub: argparse.ArgumentParser, where: str) -> None:
+    sub.add_argument("--user", help=f"owner of the new file, a name or id {where} (default: root)")
+    sub.add_argument("--group", help=f"group of the new file, a name or id {where} (default: root)")
+    sub.add_argument("--perms", help="mode of the new file, octal (0644) or hexadecimal with 0x "
+                     "(default: the mode of the copied file)")
+
+
+def _push_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("file", help="file on the host to copy")
+    sub.add_argument("destination", help="absolute path of the new file inside the container")
+    _owner_arguments(sub, "inside the container")
+
+
+def cmd_push(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.transfer import push_file
+
+    push_file(paths, args.vmid, args.file, args.destination, user=args.user, group=args.group, perms=args.perms)
+    return 0
+
+
+def _pull_arguments(sub: argparse.ArgumentParser) -> None:
+    _vmid(sub)
+    sub.add_argument("path", help="absolute path of the file inside the container")
+    sub.add_argument("destination", help="path of the new file on the host, or a directory to put it in")
+    _owner_arguments(sub, "on the host")
+
+
+def cmd_pull(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.transfer import pull_file
+
+    pull_file(paths, args.vmid, args.path, args.destination, user=args.user, group=args.group, perms=args.perms)
+    return 0
+
+
+def _rescan_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--vmid", type=int, help="look only for volumes of this container")
+    _flag(sub, "--dryrun", "show what would be added without changing any config")
+
+
+def cmd_rescan(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.rescan import rescan
+
+    dryrun = args.dryrun in _TRUE
+    found = rescan(paths, args.vmid, dryrun=dryrun)
+    verb = "would add" if dryrun else "add"
+    for volume in found:
+        print(f"CT {volume.vmid}: {verb} unreferenced volume '{volume.volid}' as '{volume.key}' to config")
+    if not found:
+        print("no unreferenced volumes found")
+    return 0
+
+
 VOLUME_COMMANDS: dict = {
     "snapshot": ("take a snapshot of a container's volumes and config", cmd_snapshot, _snapshot_arguments),
     "listsnapshot": ("show a container's snapshot tree", cmd_listsnapshot, _listsnapshot_arguments),
@@ -157,4 +270,13 @@ VOLUME_COMMANDS: dict = {
     "clone": ("create a container as a copy of another", cmd_clone, _clone_arguments),
     "resize": ("grow a container's volume", cmd_resize, _resize_arguments),
     "move-volume": ("move a volume to another storage or container", cmd_move_volume, _move_volume_arguments),
+    "mount": ("mount a stopped container's volumes on the host for rescue work", cmd_mount, _vmid),
+    "unmount": ("unmount what 'pct mount' mounted and clear its lock", cmd_unmount, _vmid),
+    "df": ("show the space used on each of a container's volumes", cmd_df, _df_arguments),
+    "fsck": ("check the file system of a stopped container's volume", cmd_fsck, _fsck_arguments),
+    "fstrim": ("discard unused blocks of a running container's ext4 volumes", cmd_fstrim, _fstrim_arguments),
+    "push": ("copy a file into a running container", cmd_push, _push_arguments),
+    "pull": ("copy a file out of a running container", cmd_pull, _pull_arguments),
+    "rescan": ("add volumes that no config refers to as unused[n] of their owner", cmd_rescan,
+               _rescan_arguments),
 }
