@@ -1,4 +1,4 @@
-"""``pct rescan``: attach volumes that belong to a container but that its config forgot.
+"""``pct rescan``: add volumes that belong to a container but that its config does not name.
 
 A volume belongs to the container whose id starts its name
 (``local:100/vm-100-disk-1.raw``). One that no config refers to, in any
