@@ -1,7 +1,7 @@
 """pveam update, available, download, list, remove and build against a loopback HTTP server.
 
 The index, its signatures and the template archives are served by a real
-HTTP server on 127.0.0.1 that each test starts; the signatures are made with
+HTTP server on 127.0.0.1 that each test starts. The signatures are made with
 a GPG key generated for the test and checked by gpgv.
 """
 

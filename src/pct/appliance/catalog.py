@@ -53,7 +53,7 @@ def available_templates(paths: Paths) -> list[AvailableTemplate]:
 
 
 def find_template(paths: Paths, name: str) -> AvailableTemplate:
-    """Return the template named *name*; raise TemplateError when no index lists it."""
+    """Return the template named *name*, or raise TemplateError when no index lists it."""
     for template in available_templates(paths):
         if template.name == name:
             return template

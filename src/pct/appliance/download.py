@@ -2,7 +2,7 @@
 
 The archive streams in chunks to a hidden temporary file in the storage's
 ``template/cache`` folder and is renamed to its final name only after its
-size and checksum match; on any failure the temporary file is deleted.
+size and checksum match. On any failure the temporary file is deleted.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ LOG_STEP_PERCENT = 10
 
 
 def template_storage(paths: Paths, storage_id: str):
-    """Return the storage *storage_id*; raise unless it accepts templates (``vztmpl``)."""
+    """Return the storage *storage_id*, or raise TemplateError unless it accepts templates (``vztmpl``)."""
     from pct.storage import get_storage
 
     storage = get_storage(paths, storage_id)
@@ -37,7 +37,7 @@ def template_storage(paths: Paths, storage_id: str):
 
 
 def download_template(paths: Paths, storage_id: str, name: str) -> str:
-    """Download template *name* into *storage_id*, run as a task; return its volume id."""
+    """Download template *name* into *storage_id* as a task, and return its volume id."""
     storage = template_storage(paths, storage_id)
     template = find_template(paths, name)
     check_location(template.entry.location, f"template '{name}'")

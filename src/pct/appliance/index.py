@@ -55,7 +55,7 @@ class IndexEntry:
 
 
 def parse_index(text: str, origin: str) -> list[IndexEntry]:
-    """Parse an index; raise TemplateError naming *origin* and the line of the first defect."""
+    """Parse an index, raising TemplateError with *origin* and the line of the first defect."""
     entries = [_check_entry(entry) for entry in _split_stanzas(text, origin)]
     seen: dict[str, IndexEntry] = {}
     for entry in entries:

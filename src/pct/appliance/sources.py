@@ -46,7 +46,7 @@ class Source:
 
 @dataclass
 class UpdateReport:
-    """What ``update`` changed, per source, and which sources failed."""
+    """Changes and failures of one ``update`` run, one line per package or failed source."""
 
     changes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -61,7 +61,7 @@ def index_copy_path(paths: Paths, source_id: str) -> Path:
 
 
 def load_sources(paths: Paths) -> list[Source]:
-    """Read the sources config; a missing file means no sources."""
+    """Read the sources config. A missing file means no sources."""
     path = sources_path(paths)
     try:
         text = path.read_text()
@@ -71,7 +71,7 @@ def load_sources(paths: Paths) -> list[Source]:
 
 
 def parse_sources(text: str, origin: str) -> list[Source]:
-    """Parse the sources config; raise TemplateError at the first invalid line."""
+    """Parse the sources config, raising TemplateError at the first invalid line."""
     sources: list[Source] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -111,7 +111,7 @@ def _check_source(source: Source, origin: str) -> None:
 
 
 def fetch_bytes(url: str, limit: int = MAX_INDEX_BYTES) -> bytes:
-    """Return the body at *url*; raise TemplateError when it cannot be fetched."""
+    """Return the body at *url*, or raise TemplateError when it cannot be fetched."""
     import urllib.error
     import urllib.request
 
@@ -148,7 +148,7 @@ def verify_signature(paths: Paths, source: Source, data: bytes, signature: bytes
 
 
 def fetch_source(paths: Paths, source: Source) -> tuple[str, list[IndexEntry]]:
-    """Fetch, verify and parse one source; return its text and entries."""
+    """Fetch, verify and parse one source, and return its text and entries."""
     data = fetch_bytes(source.url)
     if source.signature:
         verify_signature(paths, source, data, fetch_bytes(source.signature))
@@ -160,7 +160,7 @@ def fetch_source(paths: Paths, source: Source) -> tuple[str, list[IndexEntry]]:
 
 
 def update_sources(paths: Paths) -> UpdateReport:
-    """Refresh every source's local copy; a failing source keeps its old copy."""
+    """Refresh every source's local copy. A source that fails keeps its old copy."""
     sources = load_sources(paths)
     if not sources:
         raise TemplateError(f"no index sources configured; add a 'source:' section to {sources_path(paths)}")
@@ -178,7 +178,7 @@ def update_sources(paths: Paths) -> UpdateReport:
 
 
 def read_copy(paths: Paths, source: Source) -> list[IndexEntry]:
-    """Return the entries of the source's local copy; an absent or damaged copy has none."""
+    """Return the entries of the source's local copy, none when it is absent or damaged."""
     path = index_copy_path(paths, source.source_id)
     try:
         return parse_index(path.read_text(), str(path))
