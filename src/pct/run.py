@@ -80,6 +80,35 @@ def start(argv: Sequence[str]) -> subprocess.Popen:
         raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
 
 
+def spawn(argv: Sequence[str], *, stdin=None, stdout=None, cwd=None) -> subprocess.Popen:
+    """Start *argv* as one stage of a binary pipeline; its stderr is captured as bytes.
+
+    *stdin* and *stdout* are open files, ``subprocess.PIPE`` or None. Finish
+    the process with ``wait_spawned``.
+    """
+    argv = [str(a) for a in argv]
+    _debug("start: %s", shlex.join(argv))
+    try:
+        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd)
+    except FileNotFoundError as exc:
+        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+
+
+def wait_spawned(process: subprocess.Popen, stderr: bytes = b"") -> None:
+    """Wait for a process from ``spawn``; raise CommandError with its stderr when it failed.
+
+    *stderr* is what the caller already read from the process's stderr pipe.
+    """
+    returncode = process.wait()
+    if process.stderr is not None and not process.stderr.closed:
+        stderr += process.stderr.read()
+        process.stderr.close()
+    if returncode != 0:
+        text = stderr.decode(errors="replace")
+        _debug("failed with status %d: %s", returncode, text.strip())
+        raise CommandError(list(process.args), returncode, text)
+
+
 def wait(process: subprocess.Popen) -> str:
     """Wait for a process from ``start``; return its stdout or raise CommandError."""
     stdout, stderr = process.communicate()

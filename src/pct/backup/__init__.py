@@ -1,0 +1,1 @@
+"""Backups of containers: archive writer and reader, backup modes, restore, retention."""

@@ -1,0 +1,308 @@
+"""Write and read container backup archives with GNU tar.
+
+An archive is a POSIX (pax) tar stream. Its first member is
+``./etc/vzdump/pct.conf``, written here from the config text; the members
+after it are GNU tar's archive of the container's mounted tree, so the two
+streams are joined without tar's end-of-archive blocks in between. Owners are
+numeric, xattrs and ACLs are kept, files are stored sparse, and sockets are
+left out (tar skips them). For an unprivileged container tar runs in a user
+namespace mapped like the container, so the archive holds the ids the
+container sees, not the shifted host ids.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from pct.backup.names import COMPRESSORS, normalise_compress
+from pct.errors import CommandError, PctError
+from pct.run import run, spawn, wait_spawned
+from pct.appliance.extract import detect_compression
+
+CONFIG_MEMBER = "./etc/vzdump/pct.conf"
+FIREWALL_MEMBER = "./etc/vzdump/pct.fw"
+# Paths whose content a backup leaves out by default: scratch space and PID files.
+DEFAULT_EXCLUDES = ("./tmp/?*", "./var/tmp/?*", "./var/run/?*.pid")
+CHUNK = 1 << 20
+PROGRESS_SECONDS = 10.0
+# GNU tar's exit status when a file changed while it was read; the archive is complete.
+TAR_FILE_CHANGED = 1
+
+
+class ArchiveError(PctError):
+    """A backup archive that cannot be written, read or unpacked."""
+
+
+@dataclass
+class ArchiveSource:
+    """A mounted container tree to archive.
+
+    *members* are the paths below *directory* given to tar: ``.`` and each
+    mount point on another file system, which ``--one-file-system`` would
+    otherwise skip. *id_map* is ``(host id of root, count)`` for an
+    unprivileged container.
+    """
+
+    directory: Path
+    members: list[str] = field(default_factory=lambda: ["."])
+    id_map: tuple[int, int] | None = None
+    exclude_paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StreamOptions:
+    """How the tar stream is compressed and paced; ``bwlimit`` is in KiB/s, 0 for no limit."""
+
+    compress: str = "0"
+    zstd_threads: int = 1
+    bwlimit: int = 0
+    progress: Callable[[int, float], None] | None = None
+
+
+# -- writing ---------------------------------------------------------------------------
+
+def tar_create_command(source: ArchiveSource) -> list[str]:
+    """Return the tar command that writes the tree of *source* to stdout."""
+    argv = ["tar", "-c", "-f", "-", "--format=posix", "--numeric-owner", "--xattrs", "--xattrs-include=*",
+            "--acls", "--sparse", "--one-file-system", "--warning=no-file-ignored",
+            "--warning=no-file-changed", "--anchored"]
+    for pattern in DEFAULT_EXCLUDES:
+        argv.append(f"--exclude={pattern}")
+    # mkfs creates lost+found owned by host root, which an unprivileged container's tar cannot read.
+    argv += ["--no-anchored", "--exclude=lost+found", "--anchored"]
+    argv += exclude_options(source.exclude_paths)
+    argv += ["--"] + source.members
+    if source.id_map is not None:
+        host_id, count = source.id_map
+        argv = ["lxc-usernsexec", "-m", f"u:0:{host_id}:{count}", "-m", f"g:0:{host_id}:{count}", "--"] + argv
+    return argv
+
+
+def exclude_options(patterns: list[str]) -> list[str]:
+    """Return tar options for ``--exclude-path`` patterns.
+
+    A pattern that starts with ``/`` matches from the container's root only;
+    any other pattern matches at any depth, as tar's unanchored patterns do.
+    """
+    options = []
+    for pattern in patterns:
+        if pattern.startswith("/"):
+            options += ["--anchored", f"--exclude=.{pattern.rstrip('/') or '/'}"]
+        else:
+            options += ["--no-anchored", f"--exclude={pattern.rstrip('/')}"]
+    return options
+
+
+def compressor_command(compress: str, zstd_threads: int) -> list[str] | None:
+    """Return the compressor that reads tar on stdin, or None to store the tar as it is."""
+    command = COMPRESSORS[normalise_compress(compress)][1]
+    if command is None:
+        return None
+    command = list(command)
+    if command[0] == "zstd":
+        threads = zstd_threads if zstd_threads > 0 else max(1, (os.cpu_count() or 2) // 2)
+        command.append(f"-T{threads}")
+    return command
+
+
+def config_member(text: str, name: str = CONFIG_MEMBER) -> bytes:
+    """Return one tar member holding *text*, padded to whole blocks, without an end-of-archive marker."""
+    data = text.encode("utf-8")
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    info.mtime = int(time.time())
+    info.uname = info.gname = ""
+    header = info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
+    padding = (tarfile.BLOCKSIZE - len(data) % tarfile.BLOCKSIZE) % tarfile.BLOCKSIZE
+    return header + data + b"\0" * padding
+
+
+def write_archive(source: ArchiveSource, head: bytes, output: BinaryIO, options: StreamOptions) -> int:
+    """Write *head* (the config members) and the tar of *source* to the open file *output*.
+
+    Returns the number of uncompressed bytes written. On failure the caller
+    removes what reached *output*.
+    """
+    compressor = compressor_command(options.compress, options.zstd_threads)
+    stages = _Pipeline()
+    try:
+        sink = output
+        if compressor:
+            output.flush()
+            sink = stages.start(compressor, stdin=subprocess.PIPE, stdout=output).stdin
+        tar = stages.start(tar_create_command(source), stdout=subprocess.PIPE, cwd=source.directory)
+        written = _copy_stream(head, tar.stdout, sink, options)
+        if compressor:
+            sink.close()
+        stages.finish(allowed={id(tar): TAR_FILE_CHANGED})
+    except BrokenPipeError:
+        # The compressor or the reader of stdout exited; its own error explains why.
+        stages.kill(tar_only=True)
+        stages.finish(allowed={})
+        raise ArchiveError("writing the archive failed: the compressor or the reader stopped early") from None
+    except OSError as exc:
+        stages.kill()
+        raise ArchiveError(f"writing the archive failed: {exc.strerror or exc}") from exc
+    except BaseException:
+        stages.kill()
+        raise
+    output.flush()
+    if stat.S_ISREG(os.fstat(output.fileno()).st_mode):
+        os.fsync(output.fileno())
+    return written
+
+
+def _copy_stream(head: bytes, source, sink, options: StreamOptions) -> int:
+    """Copy *head* then *source* into *sink*, paced to ``bwlimit`` and reporting progress."""
+    rate = options.bwlimit * 1024
+    started = last_report = time.monotonic()
+    sink.write(head)
+    written = len(head)
+    while True:
+        chunk = source.read(CHUNK)
+        if not chunk:
+            break
+        sink.write(chunk)
+        written += len(chunk)
+        now = time.monotonic()
+        if rate and written / rate > now - started:
+            time.sleep(written / rate - (now - started))
+        if options.progress and now - last_report >= PROGRESS_SECONDS:
+            options.progress(written, now - started)
+            last_report = now
+    sink.flush()
+    return written
+
+
+class _Pipeline:
+    """The processes of one archive stream, with their stderr drained in the background."""
+
+    def __init__(self) -> None:
+        self.processes: list[tuple[subprocess.Popen, list[bytes], threading.Thread]] = []
+
+    def start(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        process = spawn(argv, **kwargs)
+        chunks: list[bytes] = []
+        reader = threading.Thread(target=lambda: chunks.append(process.stderr.read()), daemon=True)
+        reader.start()
+        self.processes.append((process, chunks, reader))
+        return process
+
+    def finish(self, allowed: dict[int, int]) -> None:
+        """Wait for every stage; raise ArchiveError for the first that failed, the compressor before tar."""
+        failure = None
+        for process, chunks, reader in self.processes:
+            process.wait()
+            reader.join()
+            process.stderr.close()
+            if process.returncode in (0, allowed.get(id(process))):
+                continue
+            try:
+                wait_spawned(process, b"".join(chunks))
+            except CommandError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise ArchiveError(f"writing the archive failed: {first_error(failure.stderr)}") from failure
+
+    def kill(self, tar_only: bool = False) -> None:
+        for process, _chunks, reader in self.processes:
+            if tar_only and "tar" not in process.args:
+                continue
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            reader.join(timeout=5)
+
+
+# -- reading ---------------------------------------------------------------------------
+
+def decompress_flag(archive: Path) -> list[str]:
+    """Return tar's decompression option for *archive*; raise ArchiveError for a non-archive."""
+    try:
+        flag = detect_compression(archive)
+    except PctError:
+        raise ArchiveError(f"'{archive}' is not a tar archive (compressed with gzip, zstd or lzo, or plain)") from None
+    return [flag] if flag else []
+
+
+def read_config(archive: Path, vmid: int | None = None) -> str:
+    """Return the container config stored in *archive*."""
+    argv = ["tar", "-x", "-O", "--occurrence=1", *decompress_flag(archive), "-f", str(archive), CONFIG_MEMBER]
+    try:
+        return run(argv).stdout
+    except CommandError as exc:
+        if "Not found in archive" in exc.stderr:
+            raise ArchiveError(f"archive '{archive.name}' contains no '{CONFIG_MEMBER}'; "
+                               "it is not a container backup", vmid) from exc
+        raise ArchiveError(f"unable to read archive '{archive.name}': {first_error(exc.stderr)}", vmid) from exc
+
+
+def extract_archive(archive: Path, rootfs: Path, id_map: tuple[int, int] | None, vmid: int,
+                    ignore_errors: bool = False) -> list[str]:
+    """Unpack the container tree of *archive* into the mounted, empty *rootfs*.
+
+    GNU tar rejects members whose names contain ``..``, strips a leading
+    ``/``, and creates symlinks that point outside or upwards only at the
+    end, so no member is written through them. With *id_map* tar runs in a
+    user namespace mapped like the unprivileged container, which shifts the
+    owners and cannot create device nodes. With *ignore_errors* the errors of
+    single members are returned as warnings instead of raised.
+    """
+    argv = ["tar", "-x", "-f", "-", *decompress_flag(archive), "--numeric-owner", "--xattrs",
+            "--xattrs-include=*", "--acls", "--same-permissions", "--sparse", "--anchored",
+            f"--exclude={CONFIG_MEMBER}", f"--exclude={FIREWALL_MEMBER}", "-C", "."]
+    if id_map is not None:
+        host_id, count = id_map
+        # LXC mounts a fresh /dev into an unprivileged container, so its nodes are not needed.
+        argv.append("--exclude=./dev/*")
+        argv = ["lxc-usernsexec", "-m", f"u:0:{host_id}:{count}", "-m", f"g:0:{host_id}:{count}", "--"] + argv
+    try:
+        from pct.run import run_fed_from_file
+
+        run_fed_from_file(argv, str(archive), cwd=rootfs)
+    except CommandError as exc:
+        errors = error_lines(exc.stderr)
+        fatal = [line for line in errors if "Unexpected EOF" in line or "not in gzip format" in line
+                 or "Decoding error" in line or "Error is not recoverable" in line or "Child returned" in line
+                 or "unexpected end" in line.lower()]
+        if ignore_errors and errors and not fatal:
+            return errors
+        raise ArchiveError(f"unable to restore archive '{archive.name}': {describe_error(errors, id_map)}",
+                           vmid) from exc
+    return []
+
+
+def describe_error(errors: list[str], id_map: tuple[int, int] | None) -> str:
+    """Return the one line that best explains a failed extraction."""
+    for line in errors:
+        if ": Cannot mknod" in line and id_map is not None:
+            member = line.split(": Cannot mknod", 1)[0]
+            return (f"device node '{member}' cannot be created in an unprivileged container; "
+                    "restore with --unprivileged 0, or with --ignore-unpack-errors to skip it")
+        if ": Member name contains '..'" in line:
+            member = line.split(": Member name contains", 1)[0]
+            return f"member '{member}' contains '..'; member names must stay below the container's root"
+    return errors[0] if errors else "tar failed"
+
+
+def error_lines(stderr: str) -> list[str]:
+    lines = []
+    for line in stderr.splitlines():
+        line = line.strip().removeprefix("tar: ")
+        if line and "Exiting with failure" not in line and "Exiting with failure status" not in line:
+            lines.append(line)
+    return lines
+
+
+def first_error(stderr: str) -> str:
+    lines = error_lines(stderr)
+    return lines[0] if lines else "failed"

@@ -1,0 +1,380 @@
+"""Back up one container: lock it, build a view of its files in the requested mode, archive it.
+
+Modes:
+
+- ``stop``: a running container is shut down, its volumes are mounted and
+  archived, and it is started again afterwards.
+- ``suspend``: the running container's files are copied with rsync to a
+  temporary directory, the container is frozen for a second rsync pass that
+  copies the changes, thawed, and the copy is archived.
+- ``snapshot``: the container is frozen while each included volume gets a
+  storage snapshot, thawed, and the snapshots are archived and removed. A
+  volume on storage without snapshots makes the backup fail before anything
+  changes.
+
+The config holds ``lock: backup`` for the whole backup. The archive is
+written under a temporary name and renamed when it is complete, so a failed
+backup leaves its ``.log`` and no archive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+from pct.backup.archive import ArchiveSource, StreamOptions, config_member, write_archive, FIREWALL_MEMBER
+from pct.backup.names import archive_name, normalise_compress
+from pct.backup.target import BackupTarget
+from pct.backup.views import archive_members, backed_up_mounts, backup_settings, running_view, snapshot_view, uid_base
+from pct.config.format import ContainerConfig, Section, format_config, load_config, write_config
+from pct.config.model import ContainerSettings, settings_from_config
+from pct.errors import LockError, ParameterError, PctError
+from pct.locks import config_lock
+from pct.paths import Paths
+from pct.run import run
+from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
+from pct.runtime.mountpoints import mount_all
+from pct.runtime.mounts import mount_rootfs, unmount_all
+from pct.runtime.state import is_running
+from pct.tasks import Task, task
+from pct.volumes import mount_volumes, storage_of
+
+log = logging.getLogger(__name__)
+
+MODES = ("stop", "suspend", "snapshot")
+SNAPSHOT_NAME = "vzdump"
+SHUTDOWN_TIMEOUT = 60
+# Keys of the main section that an archive's config leaves out.
+_NOT_ARCHIVED = ("lock", "parent")
+
+
+@dataclass
+class BackupOptions:
+    """The settings of one ``vzdump`` run, after ``vzdump.conf`` defaults were applied."""
+
+    mode: str = "snapshot"
+    compress: str = "0"
+    zstd: int = 1
+    bwlimit: int = 0
+    exclude_path: list[str] = field(default_factory=list)
+    tmpdir: str | None = None
+    notes_template: str | None = None
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise ParameterError("mode", f"value '{self.mode}' does not have a value in the enumeration "
+                                 f"'{', '.join(MODES)}'")
+        self.compress = normalise_compress(self.compress)
+        if self.compress == "lzo" and shutil.which("lzop") is None:
+            raise ParameterError("compress", "lzo compression needs the lzop program, which is not installed")
+        if self.zstd < 0 or self.bwlimit < 0:
+            raise ParameterError("zstd" if self.zstd < 0 else "bwlimit", "value must not be negative")
+
+
+@dataclass
+class BackupResult:
+    """A finished backup: the archive path (None when written to stdout) and its uncompressed size."""
+
+    archive: Path | None
+    size: int
+
+
+class BackupLog:
+    """The lines of one backup, written to the task log and to the ``.log`` beside the archive."""
+
+    def __init__(self, progress: Task, path: Path | None):
+        self.progress = progress
+        self.path = path
+        self._file = open(path, "w", encoding="utf-8") if path is not None else None
+
+    def info(self, message: str) -> None:
+        self._write("INFO", message)
+
+    def error(self, message: str) -> None:
+        self._write("ERROR", message)
+
+    def _write(self, level: str, message: str) -> None:
+        line = f"{level}: {message}"
+        self.progress.log(line)
+        if self._file is not None:
+            self._file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def backup_container(paths: Paths, vmid: int, options: BackupOptions, target: BackupTarget | None,
+                     stdout: BinaryIO | None = None) -> BackupResult:
+    """Back up container *vmid* into *target*, or to *stdout* when *target* is None."""
+    options.check()
+    started = time.time()
+    name = archive_name(vmid, started, options.compress)
+    if target is not None:
+        target.directory.mkdir(parents=True, exist_ok=True)
+
+    config = _lock_for_backup(paths, vmid)
+    was_running = is_running(paths, vmid)
+    with task(paths, "vzdump", vmid) as progress:
+        backup_log = BackupLog(progress, target.directory / name.log_name if target else None)
+        try:
+            backup_log.info(f"Starting backup of CT {vmid} (mode {options.mode}, compression {options.compress})")
+            result = _run_backup(paths, vmid, config, options, target, name.name, stdout, backup_log)
+            backup_log.info(f"Finished backup of CT {vmid} in {time.time() - started:.1f} s")
+        except BaseException as exc:
+            backup_log.error(f"Backup of CT {vmid} failed - {exc or type(exc).__name__}")
+            raise
+        finally:
+            _unlock(paths, vmid)
+            _restore_state(paths, vmid, was_running, backup_log)
+            backup_log.close()
+    if target is not None and options.notes_template:
+        notes = expand_notes(options.notes_template, config, vmid)
+        (target.directory / name.notes_name).write_text(notes + "\n", encoding="utf-8")
+    return result
+
+
+def expand_notes(template: str, config: ContainerConfig, vmid: int) -> str:
+    """Replace ``{{guestname}}``, ``{{vmid}}``, ``{{node}}`` and ``{{cluster}}`` in a notes template.
+
+    ``\\n`` in the template starts a new line, as on Proxmox VE's command line.
+    """
+    # NOTE: this toolkit runs without a cluster, so {{cluster}} expands to an empty string.
+    values = {
+        "guestname": config.main.get("hostname") or f"CT{vmid}",
+        "vmid": str(vmid),
+        "node": socket.gethostname().split(".")[0],
+        "cluster": "",
+    }
+    text = template.replace("\\n", "\n")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text
+
+
+def _lock_for_backup(paths: Paths, vmid: int) -> ContainerConfig:
+    with config_lock(paths, vmid):
+        config = load_config(paths, vmid)
+        lock = config.main.get("lock")
+        if lock:
+            raise LockError(f"CT {vmid} is locked ({lock})", vmid)
+        config.main.set("lock", "backup")
+        write_config(paths, vmid, config)
+    return config
+
+
+def _unlock(paths: Paths, vmid: int) -> None:
+    with config_lock(paths, vmid):
+        config = load_config(paths, vmid)
+        if config.main.get("lock") == "backup":
+            config.main.delete("lock")
+            write_config(paths, vmid, config)
+
+
+def _restore_state(paths: Paths, vmid: int, was_running: bool, backup_log: BackupLog) -> None:
+    """Start the container again when the backup stopped it."""
+    from pct.runtime.lifecycle import start_container
+
+    if was_running and not is_running(paths, vmid):
+        backup_log.info(f"starting CT {vmid} again")
+        start_container(paths, vmid)
+
+
+def archived_config(config: ContainerConfig) -> str:
+    """Return the config text stored in an archive: the main section without lock, snapshots or pending changes."""
+    entries = [(key, value) for key, value in config.main.entries if key not in _NOT_ARCHIVED]
+    return format_config(ContainerConfig(description=config.description, main=Section(entries=entries)))
+
+
+def _archive_head(paths: Paths, config: ContainerConfig, vmid: int) -> bytes:
+    from pct.backup.archive import config_member
+
+    head = config_member(archived_config(config))
+    firewall = paths.under_root(f"etc/pve/firewall/{vmid}.fw")
+    if firewall.is_file():
+        head += config_member(firewall.read_text(encoding="utf-8"), FIREWALL_MEMBER)
+    return head
+
+
+def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: BackupOptions,
+                target: BackupTarget | None, name: str, stdout: BinaryIO | None, backup_log: BackupLog) -> BackupResult:
+    settings = settings_from_config(config, vmid)
+    for mount in settings.mounts:
+        if mount not in backed_up_mounts(settings):
+            backup_log.info(f"excluding {mount.key} '{mount.mountpoint}' from the backup "
+                            "(a bind or device mount point, or backup=1 not set)")
+    head = _archive_head(paths, config, vmid)
+    workdir = Path(options.tmpdir) if options.tmpdir else (target.directory if target else Path("/var/tmp"))
+    stream = StreamOptions(compress=options.compress, zstd_threads=options.zstd, bwlimit=options.bwlimit,
+                           progress=lambda size, seconds: backup_log.info(
+                               f"{size >> 20} MiB archived in {seconds:.0f} s"))
+
+    with _tree_for_mode(paths, config, settings, options.mode, workdir, backup_log) as tree:
+        source = ArchiveSource(directory=tree, members=archive_members(tree, settings),
+                               id_map=UNPRIVILEGED_ID_MAP if settings.unprivileged else None,
+                               exclude_paths=options.exclude_path)
+        if target is None:
+            backup_log.info("writing the archive to standard output")
+            size = write_archive(source, head, stdout or sys.stdout.buffer, stream)
+            return BackupResult(None, size)
+        return _write_to_target(source, head, target, name, stream, backup_log)
+
+
+def _write_to_target(source: ArchiveSource, head: bytes, target: BackupTarget, name: str,
+                     stream: StreamOptions, backup_log: BackupLog) -> BackupResult:
+    final = target.directory / name
+    partial = target.directory / f"{name}.tmp"
+    backup_log.info(f"creating archive '{final}'")
+    try:
+        with open(partial, "xb") as output:
+            size = write_archive(source, head, output, stream)
+        os.rename(partial, final)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    backup_log.info(f"archive size {final.stat().st_size} bytes ({size} bytes uncompressed)")
+    return BackupResult(final, size)
+
+
+@contextlib.contextmanager
+def _tree_for_mode(paths: Paths, config: ContainerConfig, settings: ContainerSettings, mode: str,
+                   workdir: Path, backup_log: BackupLog) -> Iterator[Path]:
+    if mode == "snapshot":
+        with _snapshot_tree(paths, config, settings, workdir, backup_log) as tree:
+            yield tree
+    elif mode == "suspend" and is_running(paths, settings.vmid):
+        with _suspend_tree(paths, settings, workdir, backup_log) as tree:
+            yield tree
+    else:
+        with _stopped_tree(paths, settings, backup_log) as tree:
+            yield tree
+
+
+# -- stop ----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _stopped_tree(paths: Paths, settings: ContainerSettings, backup_log: BackupLog) -> Iterator[Path]:
+    """Shut the container down if it runs, and mount its root and backed-up volumes."""
+    from pct.runtime.lifecycle import shutdown_container
+
+    vmid = settings.vmid
+    if is_running(paths, vmid):
+        backup_log.info(f"shutting down CT {vmid}")
+        shutdown_container(paths, vmid, timeout=SHUTDOWN_TIMEOUT, force_stop=True)
+    included = backup_settings(settings)
+    try:
+        rootfs = mount_rootfs(paths, included)
+        mount_all(paths, included, rootfs, uid_base(settings), volumes_only=True)
+        yield rootfs
+    finally:
+        unmount_all(paths, vmid)
+
+
+# -- suspend -------------------------------------------------------------------------
+
+_RSYNC = ["rsync", "-aHAX", "--numeric-ids", "--sparse", "--one-file-system", "--delete", "--inplace"]
+
+
+@contextlib.contextmanager
+def _suspend_tree(paths: Paths, settings: ContainerSettings, workdir: Path, backup_log: BackupLog) -> Iterator[Path]:
+    """Copy the running container to a temporary directory, then copy the changes while it is frozen."""
+    vmid = settings.vmid
+    workdir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"vzdumptmp-{vmid}-", dir=workdir))
+    os.chmod(scratch, 0o755)
+    copy = scratch / "copy"
+    try:
+        with running_view(paths, settings, scratch / "view") as view:
+            backup_log.info("copying the running container's files")
+            _sync(view, copy, settings)
+            backup_log.info(f"freezing CT {vmid} to copy the last changes")
+            with frozen(paths, vmid):
+                _sync(view, copy, settings)
+            backup_log.info(f"CT {vmid} thawed")
+        yield copy
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _sync(view: Path, copy: Path, settings: ContainerSettings) -> None:
+    """Copy the root and each backed-up mount point; rsync stays on one file system per call."""
+    run(_RSYNC + [f"{view}/", f"{copy}/"])
+    for mount in backed_up_mounts(settings):
+        relative = mount.mountpoint.strip("/")
+        (copy / relative).mkdir(parents=True, exist_ok=True)
+        run(_RSYNC + [f"{view / relative}/", f"{copy / relative}/"])
+
+
+@contextlib.contextmanager
+def frozen(paths: Paths, vmid: int) -> Iterator[None]:
+    """Freeze the running container's processes for the duration of the block."""
+    if not is_running(paths, vmid):
+        yield
+        return
+    run(["lxc-freeze", "-P", paths.lxc_path, "-n", str(vmid)])
+    try:
+        os.sync()
+        yield
+    finally:
+        run(["lxc-unfreeze", "-P", paths.lxc_path, "-n", str(vmid)])
+
+
+# -- snapshot ------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _snapshot_tree(paths: Paths, config: ContainerConfig, settings: ContainerSettings, workdir: Path,
+                   backup_log: BackupLog) -> Iterator[Path]:
+    """Snapshot the included volumes (frozen if running), and mount the snapshots read-only."""
+    vmid = settings.vmid
+    volumes = _snapshot_volumes(paths, config, settings)
+    taken: list[Callable[[], None]] = []
+    workdir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"vzdumptmp-{vmid}-", dir=workdir))
+    os.chmod(scratch, 0o755)
+    try:
+        for volume, storage in volumes:
+            if storage.has_volume_snapshot(volume.volname, SNAPSHOT_NAME):
+                backup_log.info(f"removing the stale snapshot '{SNAPSHOT_NAME}' of {volume.volid}")
+                storage.delete_volume_snapshot(volume.volname, SNAPSHOT_NAME)
+        backup_log.info(f"creating snapshot '{SNAPSHOT_NAME}' of {len(volumes)} volume(s)")
+        with frozen(paths, vmid):
+            for volume, storage in volumes:
+                storage.snapshot_volume(volume.volname, SNAPSHOT_NAME)
+                taken.append(lambda storage=storage, volume=volume:
+                             storage.delete_volume_snapshot(volume.volname, SNAPSHOT_NAME))
+        with snapshot_view(paths, settings, SNAPSHOT_NAME, scratch / "view") as view:
+            yield view
+    finally:
+        for remove in reversed(taken):
+            try:
+                remove()
+            except PctError as exc:
+                backup_log.error(f"removing the snapshot '{SNAPSHOT_NAME}' failed: {exc}")
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _snapshot_volumes(paths: Paths, config: ContainerConfig, settings: ContainerSettings) -> list:
+    """Return (volume, storage) for the root and backed-up volumes; raise if one cannot be snapshotted."""
+    included = {"rootfs"} | {mount.key for mount in backed_up_mounts(settings)}
+    cache: dict = {}
+    volumes = []
+    for volume in mount_volumes(config.main):
+        if volume.key not in included:
+            continue
+        storage = storage_of(paths, volume, cache)
+        if not storage.supports("snapshot", volume.volname):
+            raise PctError(f"CT {settings.vmid}: snapshot mode is not available: volume '{volume.volid}' "
+                           f"({volume.key}) is on storage '{volume.storage_id}' without snapshots; "
+                           "use --mode suspend or --mode stop", settings.vmid)
+        volumes.append((volume, storage))
+    return volumes

@@ -1,0 +1,220 @@
+"""vzdump: archive name, content and order, logs, locks, retention and bad input."""
+
+import os
+import re
+import subprocess
+import time
+
+from backup_helpers import (ARCHIVE_PATTERN, archives, assert_one_line_error, dump_dir, members,
+                            verbose_listing)
+from conftest import _mounts_below
+
+
+def lxc_state(host, vmid):
+    return host.pct("status", vmid).stdout.strip().removeprefix("status: ").upper()
+
+
+def make_container(host, template, *extra):
+    shared = host.root / "shared"
+    shared.mkdir(exist_ok=True)
+    (shared / "host-file").write_text("bind\n")
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(template), "--mp0", "local:1,mp=/data,backup=1", "--mp1", "local:0,mp=/skip",
+             "--mp2", f"{shared},mp=/shared", *extra)
+    return vmid
+
+
+def test_stop_mode_archive_layout(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+    host.pct("start", vmid)
+    host.pct("exec", vmid, "--", "sh", "-c",
+             "echo data > /data/f; echo skip > /skip/g; echo root > /rootfile; chown 1000:1000 /rootfile; "
+             "mkfifo /fifo; nc -lU /sock >/dev/null 2>&1 & sleep 0.3; echo scratch > /tmp/scratch")
+    before = host.conf_text(vmid)
+
+    result = host.pct("--storage", "local", "--mode", "stop", "--compress", "zstd", vmid, tool="vzdump")
+
+    found = archives(host, vmid)
+    assert len(found) == 1
+    archive = found[0]
+    assert re.fullmatch(ARCHIVE_PATTERN.format(vmid=vmid, suffix=r"\.zst"), archive.name)
+    names = members(archive)
+    assert names[0] == "./etc/vzdump/pct.conf"
+    assert "./rootfile" in names
+    assert "./data/f" in names
+    assert "./fifo" in names
+    assert not any(name.startswith("./skip/") and name != "./skip/" for name in names)
+    assert not any(name.startswith("./shared/") and name != "./shared/" for name in names)
+    assert "./sock" not in names
+    assert "./tmp/scratch" not in names
+    listing = verbose_listing(archive)
+    assert listing["./rootfile"] == "-rw-r--r-- 1000/1000"
+    assert listing["./data/f"].endswith(" 0/0")
+
+    stored = subprocess.run(["tar", "-xOf", str(archive), "./etc/vzdump/pct.conf"], capture_output=True,
+                            text=True, check=True).stdout
+    assert stored == before
+    log = archive.with_name(archive.name.replace(".tar.zst", ".log"))
+    assert "Starting backup of CT" in log.read_text()
+    assert lxc_state(host, vmid) == "RUNNING"
+    assert "lock:" not in host.conf_text(vmid)
+    assert "backup written to" in result.stderr
+
+
+def test_stopped_container_stays_stopped(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+    host.pct(vmid, "--dumpdir", str(host.root / "elsewhere"), "--mode", "stop", tool="vzdump")
+
+    produced = sorted(os.listdir(host.root / "elsewhere"))
+    assert len(produced) == 2
+    assert produced[0].endswith(".log")
+    assert re.fullmatch(ARCHIVE_PATTERN.format(vmid=vmid, suffix=""), produced[1])
+    assert lxc_state(host, vmid) == "STOPPED"
+    assert _mounts_below(host.root) == []
+
+
+def test_gzip_and_exclude_path(host, busybox_template):
+    vmid = make_container(host, busybox_template, "--unprivileged", "0")
+    rootfs_files = {"/cache/big.bin": "x", "/keep/cache.txt": "y", "/data/cache.txt": "z"}
+    host.pct("start", vmid)
+    for path, text in rootfs_files.items():
+        host.pct("exec", vmid, "--", "sh", "-c", f"mkdir -p $(dirname {path}); echo {text} > {path}")
+    host.pct("stop", vmid)
+
+    host.pct(vmid, "--mode", "stop", "--compress", "gzip", "--exclude-path", "/cache",
+             "--exclude-path", "cache.txt", tool="vzdump")
+
+    archive = archives(host, vmid)[0]
+    assert archive.name.endswith(".tar.gz")
+    names = members(archive)
+    assert "./cache/big.bin" not in names
+    assert "./keep/cache.txt" not in names
+    assert "./data/cache.txt" not in names
+    assert "./keep/" in names
+
+
+def test_stdout_and_notes(host, busybox_template):
+    vmid = make_container(host, busybox_template, "--hostname", "notes-ct")
+    output = host.root / "stream.tar"
+    with open(output, "wb") as sink:
+        result = subprocess.run([_tool(), str(vmid), "--mode", "stop", "--stdout"],
+                                env=host.env, stdout=sink, stderr=subprocess.PIPE, text=False)
+    assert result.returncode == 0, result.stderr
+    assert members(output)[0] == "./etc/vzdump/pct.conf"
+    assert archives(host, vmid) == []
+
+    host.pct(vmid, "--mode", "stop", "--notes-template", "{{guestname}} ({{vmid}})", tool="vzdump")
+    archive = archives(host, vmid)[0]
+    notes = archive.with_name(archive.name + ".notes")
+    assert notes.read_text() == f"notes-ct ({vmid})\n"
+
+
+def _tool():
+    from conftest import pct_command
+
+    return pct_command("vzdump")
+
+
+def test_prune_backups_after_backup(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+    for _ in range(3):
+        host.pct(vmid, "--mode", "stop", "--prune-backups", "keep-last=2", tool="vzdump")
+        time.sleep(1.1)
+    remaining = archives(host, vmid)
+    assert len(remaining) == 2
+    logs = [name for name in os.listdir(dump_dir(host)) if name.endswith(".log")]
+    assert len(logs) == 2
+
+
+def test_backup_of_locked_container_rejected(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+    config = host.conf_path(vmid)
+    config.write_text(config.read_text() + "lock: migrate\n")
+    before = config.read_text()
+
+    result = host.pct(vmid, "--mode", "stop", check=False, tool="vzdump")
+
+    assert_one_line_error(result, f"CT {vmid} is locked (migrate)")
+    assert config.read_text() == before
+    assert not dump_dir(host).exists() or archives(host, vmid) == []
+
+
+def test_snapshot_mode_rejected_on_dir_storage(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+    before = host.conf_text(vmid)
+
+    result = host.pct(vmid, "--mode", "snapshot", check=False, tool="vzdump")
+
+    assert_one_line_error(result, f"volume 'local:{vmid}/vm-{vmid}-disk-0.raw' (rootfs)")
+    assert "without snapshots" in result.stderr
+    assert host.conf_text(vmid) == before
+    assert archives(host, vmid) == []
+
+
+def test_storage_without_backup_content_rejected(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+    cfg = host.root / "etc/pve/storage.cfg"
+    cfg.write_text("dir: local\n\tpath /var/lib/vz\n\tcontent vztmpl,backup,rootdir,images\n\n"
+                   "dir: images-only\n\tpath /srv/images\n\tcontent rootdir,images\n")
+
+    result = host.pct(vmid, "--storage", "images-only", "--mode", "stop", check=False, tool="vzdump")
+
+    assert_one_line_error(result, "storage 'images-only' does not allow backups")
+    assert "lock:" not in host.conf_text(vmid)
+
+
+def test_full_backup_storage(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+    host.pct("start", vmid)
+    host.pct("exec", vmid, "--", "sh", "-c", "dd if=/dev/urandom of=/big bs=1M count=40 2>/dev/null")
+    small = host.root / "small"
+    small.mkdir()
+    image = host.root / "small.img"
+    subprocess.run(["truncate", "-s", "24M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", str(image)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(small)], check=True)
+    try:
+        cfg = host.root / "etc/pve/storage.cfg"
+        cfg.write_text("dir: local\n\tpath /var/lib/vz\n\tcontent vztmpl,backup,rootdir,images\n\n"
+                       "dir: small\n\tpath /small\n\tcontent backup\n")
+
+        result = host.pct(vmid, "--storage", "small", "--mode", "stop", check=False, tool="vzdump")
+
+        assert_one_line_error(result, "No space left on device")
+        dump = small / "dump"
+        left = sorted(os.listdir(dump))
+        assert len(left) == 1 and left[0].endswith(".log")
+        assert "failed" in (dump / left[0]).read_text()
+        assert lxc_state(host, vmid) == "RUNNING"
+        assert "lock:" not in host.conf_text(vmid)
+    finally:
+        host.cleanup()
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_killed_backup_leaves_no_archive(host, busybox_template):
+    vmid = make_container(host, busybox_template, "--unprivileged", "0")
+    host.pct("start", vmid)
+    host.pct("exec", vmid, "--", "sh", "-c", "dd if=/dev/urandom of=/big bs=1M count=20 2>/dev/null")
+    process = subprocess.Popen([_tool(), str(vmid), "--mode", "stop", "--bwlimit", "1024"], env=host.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(name.endswith(".tmp") for name in _listing(dump_dir(host))):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert "lock: backup" in host.conf_text(vmid)
+
+    process.terminate()
+    process.wait(timeout=120)
+
+    assert process.returncode != 0
+    assert "interrupted by signal SIGTERM" in process.stderr.read()
+    left = _listing(dump_dir(host))
+    assert len(left) == 1 and left[0].endswith(".log")
+    assert "lock:" not in host.conf_text(vmid)
+    assert lxc_state(host, vmid) == "RUNNING"
+
+
+def _listing(directory):
+    return sorted(os.listdir(directory)) if directory.is_dir() else []
