@@ -283,6 +283,8 @@ def test_download_verifies_and_logs(host, server):
     assert result.stdout == f"downloaded local:vztmpl/{debian.name}\n"
     assert cache_listing(host) == [debian.name]
     assert (cache_of(host) / debian.name).read_bytes() == debian.read_bytes()
+    again = pveam(host, "download", "local", debian.name).stdout
+    assert again == f"local:vztmpl/{debian.name} is already present with the expected checksum\n"
 
     logs = [path for path in (host.root / "var/log/pve/tasks").rglob("UPID:*") if ":download:" in path.name]
     assert len(logs) == 1

@@ -36,8 +36,12 @@ def template_storage(paths: Paths, storage_id: str):
     return storage
 
 
-def download_template(paths: Paths, storage_id: str, name: str) -> str:
-    """Download template *name* into *storage_id* as a task, and return its volume id."""
+def download_template(paths: Paths, storage_id: str, name: str) -> tuple[str, bool]:
+    """Download template *name* into *storage_id* as a task.
+
+    Returns the volume id, and False when a file with the right checksum was
+    already there, so nothing was downloaded.
+    """
     storage = template_storage(paths, storage_id)
     template = find_template(paths, name)
     check_location(template.entry.location, f"template '{name}'")
@@ -47,7 +51,7 @@ def download_template(paths: Paths, storage_id: str, name: str) -> str:
         raise TemplateError(f"template '{name}' would be written outside {cache}")
     volid = f"{storage_id}:vztmpl/{template.name}"
     if target.exists() and _matches(target, template):
-        return volid
+        return volid, False
 
     from pct.tasks import Task
 
@@ -61,7 +65,7 @@ def download_template(paths: Paths, storage_id: str, name: str) -> str:
         task.finish(str(exc) or type(exc).__name__)
         raise
     task.finish(None)
-    return volid
+    return volid, True
 
 
 def _fetch_verified(template: AvailableTemplate, target: Path, log: Callable[[str], None],

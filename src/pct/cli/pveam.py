@@ -87,8 +87,8 @@ def command_available(paths: Paths, args: argparse.Namespace) -> int:
 def command_download(paths: Paths, args: argparse.Namespace) -> int:
     from pct.appliance.download import download_template
 
-    volid = download_template(paths, args.storage, args.template)
-    print(f"downloaded {volid}")
+    volid, downloaded = download_template(paths, args.storage, args.template)
+    print(f"downloaded {volid}" if downloaded else f"{volid} is already present with the expected checksum")
     return 0
 
 
