@@ -37,6 +37,10 @@ def test_mount_and_unmount_stopped(host, busybox_template):
     assert set(_mounts_below(rootfs)) == {str(rootfs), str(rootfs / "data")}
     (rootfs / "data" / "rescued").write_text("fixed by hand\n")
 
+    usage = host.pct("df", vmid).stdout
+    assert f"mp0    local:{vmid}/vm-{vmid}-disk-1.raw" in usage
+    assert set(_mounts_below(rootfs)) == {str(rootfs), str(rootfs / "data")}
+
     refused = host.pct("start", vmid, check=False)
     assert refused.returncode != 0
     assert refused.stderr.strip() == f"CT {vmid} is locked (mounted)"
@@ -48,6 +52,20 @@ def test_mount_and_unmount_stopped(host, busybox_template):
 
     host.pct("start", vmid)
     assert host.pct("exec", vmid, "--", "cat", "/data/rescued").stdout == "fixed by hand\n"
+
+
+def test_mount_unprivileged_creates_mapped_target(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--unprivileged", "1", "--mp0", "local:1,mp=/srv/new")
+    rootfs = host.root / "var/lib/lxc" / str(vmid) / "rootfs"
+    host.pct("mount", vmid)
+    try:
+        target = os.stat(rootfs / "srv/new")
+        assert (target.st_uid, target.st_gid) == (100000, 100000)
+        assert str(rootfs / "srv/new") in _mounts_below(rootfs)
+    finally:
+        host.pct("unmount", vmid)
+    assert _mounts_below(host.root) == []
 
 
 def test_mount_running_refused(host, busybox_template):
@@ -206,6 +224,16 @@ def test_fstrim_holds_lock(host, busybox_template, monkeypatch):
     assert len(seen) == 2
     assert all("lock: fstrim\n" in text for text in seen)
     assert "lock:" not in host.conf_text(vmid)
+
+
+def test_fstrim_locked_refused(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+    host.pct("start", vmid)
+    host.conf_path(vmid).write_text(host.conf_text(vmid) + "lock: backup\n")
+    before = host.conf_text(vmid)
+    result = host.pct("fstrim", vmid, check=False)
+    assert result.stderr.strip() == f"CT {vmid} is locked (backup)"
+    assert host.conf_text(vmid) == before
 
 
 def test_fstrim_stopped_refused(host, busybox_template):
