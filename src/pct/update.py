@@ -19,6 +19,7 @@ from pct.config.schema import check_deletable, check_settable, lookup_option, va
 from pct.errors import ConfigError, LockError, ParameterError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
+from pct.protection import check_disk_removal
 from pct.runtime.state import is_running
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[st
         try:
             _allocate_volumes(paths, vmid, config, changes, undo)
             for key in request.delete:
-                _check_removal(config, key, vmid)
+                check_disk_removal(config, key, vmid)
             freed: list[str] = []
             if is_running(paths, vmid):
                 freed = _update_running(paths, vmid, config, changes, request.delete)
@@ -96,11 +97,6 @@ def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[st
         _free_volumes(paths, vmid, freed)
         return pending_keys(config)
 
-
-def _check_removal(config: ContainerConfig, key: str, vmid: int) -> None:
-    """Refuse removing a disk of a protected container."""
-    if config.main.get("protection") == "1" and re.fullmatch(r"(mp|unused)\d+", key):
-        raise PctError(f"CT {vmid}: can't remove {key} - protection mode enabled", vmid)
 
 
 def _allocate_volumes(paths: Paths, vmid: int, config: ContainerConfig, changes: dict[str, str],

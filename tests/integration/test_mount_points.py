@@ -143,7 +143,7 @@ def test_removed_mount_point_is_kept_as_unused(host, busybox_template):
 
     host.pct("set", vmid, "--protection", "1")
     result = host.pct("set", vmid, "--delete", "unused0", check=False)
-    assert f"CT {vmid}: can't remove unused0 - protection mode enabled" in result.stderr
+    assert f"can't remove CT {vmid} disk 'unused0' - protection mode enabled" in result.stderr
     assert f"{vmid}/vm-{vmid}-disk-1.raw" in host.images()
 
     host.pct("set", vmid, "--protection", "0")
