@@ -73,7 +73,7 @@ def dispatch(argv: list[str]) -> int:
         except PctError as exc:
             if args.debug:
                 raise
-            print(f"CT {vmid}: backup failed: {exc.message}", file=sys.stderr)
+            print(f"CT {vmid}: backup failed: {exc.message.removeprefix(f'CT {vmid}: ')}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0
 
