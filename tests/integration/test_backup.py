@@ -218,3 +218,59 @@ def test_killed_backup_leaves_no_archive(host, busybox_template):
 
 def _listing(directory):
     return sorted(os.listdir(directory)) if directory.is_dir() else []
+
+
+def test_pvesm_prune_backups_dry_run(host):
+    dump = dump_dir(host)
+    dump.mkdir(parents=True)
+    stamps = ["2024_03_01-10_00_00", "2024_03_02-10_00_00", "2024_03_03-10_00_00"]
+    for vmid in (100, 101):
+        for stamp in stamps:
+            (dump / f"vzdump-lxc-{vmid}-{stamp}.tar.zst").write_bytes(b"")
+            (dump / f"vzdump-lxc-{vmid}-{stamp}.log").write_text("log\n")
+    (dump / "vzdump-lxc-100-2024_03_01-10_00_00.tar.zst.protected").write_text("")
+    before = sorted(os.listdir(dump))
+
+    dry = host.pct("prune-backups", "local", "--vmid", "100", "--keep-last", "1", "--dry-run", tool="pvesm")
+
+    lines = dry.stdout.splitlines()
+    assert lines[1].split()[0] == "local:backup/vzdump-lxc-100-2024_03_03-10_00_00.tar.zst"
+    assert lines[1].split()[-1] == "keep"
+    assert lines[2].split()[-1] == "remove"
+    assert lines[3].split()[-1] == "protected"
+    assert len(lines) == 4
+    assert sorted(os.listdir(dump)) == before
+
+    host.pct("prune-backups", "local", "--vmid", "100", "--keep-last", "1", tool="pvesm")
+    left = sorted(name for name in os.listdir(dump) if name.startswith("vzdump-lxc-100-"))
+    assert "vzdump-lxc-100-2024_03_02-10_00_00.tar.zst" not in left
+    assert "vzdump-lxc-100-2024_03_02-10_00_00.log" not in left
+    assert "vzdump-lxc-100-2024_03_01-10_00_00.tar.zst" in left
+    assert len([name for name in os.listdir(dump) if name.startswith("vzdump-lxc-101-")]) == 6
+
+
+def test_prune_rules_from_storage_config(host):
+    cfg = host.root / "etc/pve/storage.cfg"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text("dir: local\n\tpath /var/lib/vz\n\tcontent vztmpl,backup,rootdir,images\n"
+                   "\tprune-backups keep-daily=1\n")
+    dump = dump_dir(host)
+    dump.mkdir(parents=True)
+    for stamp in ("2024_03_03-09_00_00", "2024_03_03-10_00_00"):
+        (dump / f"vzdump-lxc-100-{stamp}.tar").write_bytes(b"")
+
+    result = host.pct("prune-backups", "local", "--dry-run", "--output-format", "json", tool="pvesm")
+
+    import json
+
+    marks = {row["volid"].rsplit("-", 2)[-1]: row["mark"] for row in json.loads(result.stdout)}
+    assert marks == {"10_00_00.tar": "keep", "09_00_00.tar": "remove"}
+
+
+def test_invalid_prune_option_rejected_before_backup(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+
+    result = host.pct(vmid, "--mode", "stop", "--prune-backups", "keep-often=1", check=False, tool="vzdump")
+
+    assert_one_line_error(result, "unknown key 'keep-often'")
+    assert archives(host, vmid) == []
