@@ -274,3 +274,50 @@ def test_invalid_prune_option_rejected_before_backup(host, busybox_template):
 
     assert_one_line_error(result, "unknown key 'keep-often'")
     assert archives(host, vmid) == []
+
+
+def test_vzdump_conf_defaults_and_all(host, busybox_template):
+    first = make_container(host, busybox_template)
+    second = host.new_vmid()
+    host.pct("create", second, str(busybox_template))
+    skipped = host.new_vmid()
+    host.pct("create", skipped, str(busybox_template))
+    (host.root / "etc/vzdump.conf").write_text(
+        "# site defaults\nmode: stop\ncompress: lzo\nexclude-path: /etc/hostname /srv\n"
+        f"dumpdir: {host.root / 'nightly'}\n")
+
+    host.pct("--all", "--exclude", str(skipped), tool="vzdump")
+
+    produced = sorted(os.listdir(host.root / "nightly"))
+    archives_made = [name for name in produced if name.endswith(".tar.lzo")]
+    assert [name.split("-")[2] for name in archives_made] == [str(first), str(second)]
+    names = members(host.root / "nightly" / archives_made[0])
+    assert "./etc/hostname" not in names
+    assert "./etc/vzdump/pct.conf" in names
+
+    (host.root / "etc/vzdump.conf").write_text("compress: bzip9\n")
+    result = host.pct(first, check=False, tool="vzdump")
+    assert_one_line_error(result, "compress: value 'bzip9' does not have a value in the enumeration")
+
+
+def test_lzo_round_trip_and_task_log(host, busybox_template):
+    vmid = make_container(host, busybox_template, "--hostname", "lzo-ct")
+    host.pct(vmid, "--mode", "stop", "--compress", "lzo", tool="vzdump")
+    archive = archives(host, vmid)[0]
+    assert archive.name.endswith(".tar.lzo")
+    index = (host.root / "var/log/pve/tasks/index").read_text()
+    assert f":vzdump:{vmid}:root@pam:" in index
+    assert any(line.endswith(" OK") for line in index.splitlines() if f":vzdump:{vmid}:" in line)
+
+    restored = host.new_vmid()
+    host.pct("restore", restored, f"local:backup/{archive.name}")
+    host.pct("start", restored)
+    assert host.pct("exec", restored, "--", "cat", "/etc/hostname").stdout.strip() == "lzo-ct"
+
+
+def test_remove_zero_keeps_old_backups(host, busybox_template):
+    vmid = make_container(host, busybox_template)
+    host.pct(vmid, "--mode", "stop", tool="vzdump")
+    time.sleep(1.1)
+    host.pct(vmid, "--mode", "stop", "--prune-backups", "keep-last=1", "--remove", "0", tool="vzdump")
+    assert len(archives(host, vmid)) == 2

@@ -131,3 +131,37 @@ def test_failed_force_restore_keeps_old_container(host, busybox_template):
     assert host.images() == old_images
     host.pct("start", target)
     assert host.pct("exec", target, "--", "hostname").stdout.strip() == "old"
+
+
+def test_advanced_mode_uses_only_given_volumes(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--mp0", "local:1,mp=/data,backup=1",
+             "--mp1", "local:1,mp=/other")
+    host.pct("start", vmid)
+    host.pct("exec", vmid, "--", "sh", "-c", "echo d > /data/d")
+    archive = back_up(host, vmid)
+
+    restored = host.new_vmid()
+    host.pct("restore", restored, str(archive), "--rootfs", "local:2", "--mp0", "local:0,mp=/data",
+             "--memory", "128")
+
+    text = host.conf_text(restored)
+    assert f"rootfs: local:{restored}/vm-{restored}-disk-0.raw,size=2G" in text
+    assert f"mp0: local:{restored}/subvol-{restored}-disk-1,mp=/data" in text
+    assert "mp1:" not in text
+    assert "memory: 128" in text
+    data = host.root / "var/lib/vz/images" / str(restored) / f"subvol-{restored}-disk-1/d"
+    assert data.read_text() == "d\n"
+    assert os.stat(data).st_uid == 100000
+
+
+def test_mount_point_without_rootfs_rejected(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template))
+    archive = back_up(host, vmid)
+    restored = host.new_vmid()
+
+    result = host.pct("restore", restored, str(archive), "--mp0", "local:0,mp=/data", check=False)
+
+    assert_one_line_error(result, "mp0: mount points can only be given together with --rootfs")
+    assert not host.conf_path(restored).exists()

@@ -53,7 +53,8 @@ def restored_root(host, vmid):
     return host.root / "var/lib/vz/images" / str(vmid) / f"subvol-{vmid}-disk-0"
 
 
-@pytest.mark.parametrize("compress_flag,suffix", [(["--gzip"], ".gz"), (["--zstd"], ".zst"), ([], "")])
+@pytest.mark.parametrize("compress_flag,suffix", [(["--gzip"], ".gz"), (["--zstd"], ".zst"), (["--lzop"], ".lzo"),
+                                                   ([], "")])
 def test_plain_tar_archive_privileged(host, compress_flag, suffix):
     tree = known_tree(host.root)
     archive = proxmox_style_archive(host.root, tree, PRIVILEGED_CONFIG, compress_flag, suffix)
