@@ -183,7 +183,8 @@ def test_full_backup_storage(host, busybox_template):
         assert_one_line_error(result, "No space left on device")
         dump = small / "dump"
         left = sorted(os.listdir(dump))
-        assert len(left) == 1 and left[0].endswith(".log")
+        assert len(left) == 1
+        assert left[0].endswith(".log")
         assert "failed" in (dump / left[0]).read_text()
         assert lxc_state(host, vmid) == "RUNNING"
         assert "lock:" not in host.conf_text(vmid)
@@ -211,7 +212,8 @@ def test_killed_backup_leaves_no_archive(host, busybox_template):
     assert process.returncode != 0
     assert "interrupted by signal SIGTERM" in process.stderr.read()
     left = _listing(dump_dir(host))
-    assert len(left) == 1 and left[0].endswith(".log")
+    assert len(left) == 1
+    assert left[0].endswith(".log")
     assert "lock:" not in host.conf_text(vmid)
     assert lxc_state(host, vmid) == "RUNNING"
 

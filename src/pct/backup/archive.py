@@ -1,9 +1,10 @@
 """Write and read container backup archives with GNU tar.
 
 An archive is a POSIX (pax) tar stream. Its first member is
-``./etc/vzdump/pct.conf``, written here from the config text; the members
-after it are GNU tar's archive of the container's mounted tree, so the two
-streams are joined without tar's end-of-archive blocks in between. Owners are
+``./etc/vzdump/pct.conf``, which this module writes from the config text.
+The members after it are GNU tar's archive of the container's mounted tree.
+The config member has no end-of-archive blocks, so the two streams join into
+one valid archive. Owners are
 numeric, xattrs and ACLs are kept, files are stored sparse, and sockets are
 left out (tar skips them). For an unprivileged container tar runs in a user
 namespace mapped like the container, so the archive holds the ids the
@@ -59,7 +60,7 @@ class ArchiveSource:
 
 @dataclass
 class StreamOptions:
-    """How the tar stream is compressed and paced; ``bwlimit`` is in KiB/s, 0 for no limit."""
+    """Compression and pacing of the tar stream; ``bwlimit`` is in KiB/s, 0 for no limit."""
 
     compress: str = "0"
     zstd_threads: int = 1

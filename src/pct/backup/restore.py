@@ -7,9 +7,9 @@ Advanced mode uses only the ``--rootfs`` and ``--mp[n]`` values given.
 
 Restoring over an existing container (``--force``) builds the new container
 on new volumes while the old config stays in place, locked. Only when the new
-container is complete does its config replace the old one and the old
-volumes go; a failure removes the new volumes and puts the old config back
-unchanged.
+container is complete does its config replace the old one, and only then are
+the old volumes removed. A failure removes the new volumes and puts the old
+config back unchanged.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where backups live: the ``dump`` directory of a storage, or a plain directory.
 
-A storage holds backups when its ``content`` includes ``backup`` and its type
+A storage accepts backups when its ``content`` includes ``backup`` and its type
 keeps files below a ``path`` (``dir``, ``btrfs``). Its archives are the volumes
 ``<storage>:backup/<archive name>`` and live in ``<path>/dump``.
 """
@@ -42,7 +42,7 @@ class BackupTarget:
 
 
 def storage_target(paths: Paths, storage_id: str) -> BackupTarget:
-    """Return the dump directory of *storage_id*; raise StorageError unless it holds backups."""
+    """Return the dump directory of *storage_id*; raise StorageError unless it accepts backups."""
     storage = get_storage(paths, storage_id)
     definition = storage.definition
     if "backup" not in definition.content:

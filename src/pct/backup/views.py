@@ -1,6 +1,6 @@
 """Read-only views of a container's files for a backup, and their clean-up.
 
-Each mode of a backup builds a directory tree that holds the root volume and
+Each mode of a backup builds a directory tree that contains the root volume and
 the volumes of the ``backup=1`` mount points at their container paths, and
 nothing else: no bind or device mount points, and no mount point left out of
 backups. Mount point targets are opened below the tree without following
@@ -65,11 +65,11 @@ class MountStack:
         self.vmid = vmid
         self.targets: list[str] = []
 
-    def bind(self, source: str, target: str, pass_fds: tuple[int, ...] = ()) -> None:
+    def bind(self, source: str, target: str) -> None:
         """Bind-mount *source* (one file system, without its submounts) read-only at *target*."""
-        run(["mount", "--bind", source, target], pass_fds=pass_fds)
-        self.targets.append(os.path.realpath(target) if not target.startswith("/proc/self/fd/") else target)
-        run(["mount", "-o", "remount,bind,ro", target], pass_fds=pass_fds)
+        run(["mount", "--bind", source, target])
+        self.targets.append(os.path.realpath(target))
+        run(["mount", "-o", "remount,bind,ro", target])
 
     def record(self, target: Path) -> None:
         self.targets.append(str(target))

@@ -12,7 +12,7 @@ Modes:
   volume on storage without snapshots makes the backup fail before anything
   changes.
 
-The config holds ``lock: backup`` for the whole backup. The archive is
+The config contains ``lock: backup`` for the whole backup. The archive is
 written under a temporary name and renamed when it is complete, so a failed
 backup leaves its ``.log`` and no archive.
 """
@@ -123,12 +123,17 @@ def backup_container(paths: Paths, vmid: int, options: BackupOptions, target: Ba
     if target is not None:
         target.directory.mkdir(parents=True, exist_ok=True)
 
-    config = _lock_for_backup(paths, vmid)
-    was_running = is_running(paths, vmid)
     with task(paths, "vzdump", vmid) as progress:
         backup_log = BackupLog(progress, target.directory / name.log_name if target else None)
         try:
             backup_log.info(f"Starting backup of CT {vmid} (mode {options.mode}, compression {options.compress})")
+            config = _lock_for_backup(paths, vmid)
+        except BaseException as exc:
+            backup_log.error(f"Backup of CT {vmid} failed - {exc or type(exc).__name__}")
+            backup_log.close()
+            raise
+        was_running = is_running(paths, vmid)
+        try:
             result = _run_backup(paths, vmid, config, options, target, name.name, stdout, backup_log)
             backup_log.info(f"Finished backup of CT {vmid} in {time.time() - started:.1f} s")
         except BaseException as exc:
@@ -197,8 +202,6 @@ def archived_config(config: ContainerConfig) -> str:
 
 
 def _archive_head(paths: Paths, config: ContainerConfig, vmid: int) -> bytes:
-    from pct.backup.archive import config_member
-
     head = config_member(archived_config(config))
     firewall = paths.under_root(f"etc/pve/firewall/{vmid}.fw")
     if firewall.is_file():
@@ -214,7 +217,12 @@ def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: Backu
             backup_log.info(f"excluding {mount.key} '{mount.mountpoint}' from the backup "
                             "(a bind or device mount point, or backup=1 not set)")
     head = _archive_head(paths, config, vmid)
-    workdir = Path(options.tmpdir) if options.tmpdir else (target.directory if target else Path("/var/tmp"))
+    if options.tmpdir:
+        workdir = Path(options.tmpdir)
+    elif target is not None:
+        workdir = target.directory
+    else:
+        workdir = Path("/var/tmp")
     stream = StreamOptions(compress=options.compress, zstd_threads=options.zstd, bwlimit=options.bwlimit,
                            progress=lambda size, seconds: backup_log.info(
                                f"{size >> 20} MiB archived in {seconds:.0f} s"))
