@@ -7,7 +7,7 @@ The config member has no end-of-archive blocks, so the two streams join into
 one valid archive. Owners are
 numeric, xattrs and ACLs are kept, files are stored sparse, and sockets are
 left out (tar skips them). For an unprivileged container tar runs in a user
-namespace mapped like the container, so the archive holds the ids the
+namespace mapped like the container, so the archive stores the ids the
 container sees, not the shifted host ids.
 """
 

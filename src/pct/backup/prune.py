@@ -5,7 +5,7 @@ keep-weekly, keep-monthly, keep-yearly, to one container's archives sorted
 newest first. keep-last keeps the newest N archives. Each other rule splits
 time into buckets (an hour, a day, an ISO week, a month, a year) and keeps
 the newest archive of each of the N newest buckets. A bucket that already
-holds an archive kept by an earlier rule is skipped, so that archive is not
+contains an archive kept by an earlier rule is skipped, so that archive is not
 counted twice. Archives that no rule keeps are removed; protected archives
 are always kept. Without any rule, or with ``keep-all=1``, every archive is
 kept.

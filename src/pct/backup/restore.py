@@ -50,7 +50,7 @@ _DROPPED_PATTERN = re.compile(r"unused\d+")
 
 @dataclass
 class RestoreRequest:
-    """What ``pct restore`` was asked for; *mounts* holds ``--rootfs``/``--mp[n]``, *options* other overrides."""
+    """A ``pct restore`` request: *mounts* contains ``--rootfs``/``--mp[n]``, *options* the other overrides."""
 
     vmid: int
     archive: str
@@ -87,6 +87,8 @@ def restore_container(paths: Paths, request: RestoreRequest) -> None:
         progress.log(f"restored CT {vmid} from '{archive.name}'")
 
 
+# Limitation: an archive's ``./etc/vzdump/pct.fw`` is not restored, because
+# this toolkit has no container firewall yet.
 def _stored_config(archive: Path, vmid: int) -> ContainerConfig:
     text = read_config(archive, vmid)
     try:
@@ -160,6 +162,9 @@ def _check_target(paths: Paths, vmid: int, force: bool) -> str | None:
 def _mark_in_progress(paths: Paths, vmid: int, config: ContainerConfig, old_text: str | None,
                       undo: list[Callable[[], None]]) -> None:
     """Lock the id with ``lock: create``: a new config, or the old one until the new one replaces it."""
+    # Limitation: a restore killed with SIGKILL during --force leaves the old
+    # config locked ``create`` and the new volumes unreferenced; ``pct unlock``
+    # brings the old container back, and ``pvesm free`` removes the volumes.
     if old_text is None:
         config.main.set("lock", "create")
         write_config(paths, vmid, config)

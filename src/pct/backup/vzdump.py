@@ -240,6 +240,9 @@ def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: Backu
 
 def _write_to_target(source: ArchiveSource, head: bytes, target: BackupTarget, name: str,
                      stream: StreamOptions, backup_log: BackupLog) -> BackupResult:
+    # Limitation: SIGKILL gives no chance to clean up, so it leaves the
+    # ``.tmp`` file and ``lock: backup``; archive listings and pruning ignore
+    # ``.tmp`` files, and ``pct unlock`` clears the lock.
     final = target.directory / name
     partial = target.directory / f"{name}.tmp"
     backup_log.info(f"creating archive '{final}'")
