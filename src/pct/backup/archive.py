@@ -36,6 +36,8 @@ CHUNK = 1 << 20
 PROGRESS_SECONDS = 10.0
 # GNU tar's exit status when a file changed while it was read; the archive is complete.
 TAR_FILE_CHANGED = 1
+# GNU tar writes in records of 20 blocks of 512 bytes.
+TAR_RECORD_SIZE = 10240
 
 
 class ArchiveError(PctError):
@@ -130,8 +132,9 @@ def config_member(text: str, name: str = CONFIG_MEMBER) -> bytes:
 def write_archive(source: ArchiveSource, head: bytes, output: BinaryIO, options: StreamOptions) -> int:
     """Write *head* (the config members) and the tar of *source* to the open file *output*.
 
-    Returns the number of uncompressed bytes written. On failure the caller
-    removes what reached *output*.
+    Returns the number of uncompressed bytes when the stream is paced by
+    ``bwlimit``, and otherwise the size of *output* (0 for a pipe). On failure
+    the caller removes what reached *output*.
     """
     compressor = compressor_command(options.compress, options.zstd_threads)
     stages = _Pipeline()
@@ -140,11 +143,25 @@ def write_archive(source: ArchiveSource, head: bytes, output: BinaryIO, options:
         if compressor:
             output.flush()
             sink = stages.start(compressor, stdin=subprocess.PIPE, stdout=output).stdin
-        tar = stages.start(tar_create_command(source), stdout=subprocess.PIPE, cwd=source.directory)
-        written = _copy_stream(head, tar.stdout, sink, options)
+        if options.bwlimit:
+            tar = stages.start(tar_create_command(source), stdout=subprocess.PIPE, cwd=source.directory)
+            written = _copy_stream(head, tar.stdout, sink, options)
+        else:
+            # Without a rate limit tar writes straight into the compressor or
+            # the file, after the head, which saves a copy through this process.
+            sink.write(head)
+            sink.flush()
+            tar = stages.start(tar_create_command(source), stdout=sink, cwd=source.directory)
+            written = _wait_with_progress(tar, output, options)
         if compressor:
             sink.close()
-        stages.finish(allowed={id(tar): TAR_FILE_CHANGED})
+        try:
+            stages.finish(allowed={id(tar): TAR_FILE_CHANGED})
+        except ArchiveError as exc:
+            # tar reports a full file system as a short write ("Wrote only N of M bytes").
+            if _file_system_full(output):
+                raise ArchiveError("writing the archive failed: No space left on device") from exc
+            raise
     except BrokenPipeError:
         # The compressor or the reader of stdout exited; its own error explains why.
         stages.kill(tar_only=True)
@@ -182,6 +199,39 @@ def _copy_stream(head: bytes, source, sink, options: StreamOptions) -> int:
             last_report = now
     sink.flush()
     return written
+
+
+def _wait_with_progress(tar: subprocess.Popen, output: BinaryIO, options: StreamOptions) -> int:
+    """Wait for tar, reporting the size of *output* as progress; return that size at the end."""
+    started = time.monotonic()
+    while True:
+        try:
+            tar.wait(timeout=PROGRESS_SECONDS)
+            break
+        except subprocess.TimeoutExpired:
+            if options.progress:
+                options.progress(_written_size(output), time.monotonic() - started)
+    return _written_size(output)
+
+
+def _file_system_full(output: BinaryIO) -> bool:
+    """Return whether the file system of *output* has less than one tar record (10 KiB) left for users.
+
+    tar of an unprivileged container runs as a mapped user, so the blocks
+    that ext4 reserves for root do not count.
+    """
+    try:
+        info = os.fstatvfs(output.fileno())
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < TAR_RECORD_SIZE
+
+
+def _written_size(output: BinaryIO) -> int:
+    try:
+        return os.fstat(output.fileno()).st_size
+    except OSError:
+        return 0
 
 
 class _Pipeline:

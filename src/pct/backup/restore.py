@@ -163,7 +163,7 @@ def _mark_in_progress(paths: Paths, vmid: int, config: ContainerConfig, old_text
                       undo: list[Callable[[], None]]) -> None:
     """Lock the id with ``lock: create``: a new config, or the old one until the new one replaces it."""
     # Limitation: a restore killed with SIGKILL during --force leaves the old
-    # config locked ``create`` and the new volumes unreferenced; ``pct unlock``
+    # config locked ``create`` and the new volumes unreferenced. ``pct unlock``
     # brings the old container back, and ``pvesm free`` removes the volumes.
     if old_text is None:
         config.main.set("lock", "create")

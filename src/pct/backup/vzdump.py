@@ -82,7 +82,7 @@ class BackupOptions:
 
 @dataclass
 class BackupResult:
-    """A finished backup: the archive path (None when written to stdout) and its uncompressed size."""
+    """A finished backup: the archive path (None when written to stdout) and the bytes written."""
 
     archive: Path | None
     size: int
@@ -225,7 +225,7 @@ def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: Backu
         workdir = Path("/var/tmp")
     stream = StreamOptions(compress=options.compress, zstd_threads=options.zstd, bwlimit=options.bwlimit,
                            progress=lambda size, seconds: backup_log.info(
-                               f"{size >> 20} MiB archived in {seconds:.0f} s"))
+                               f"{size >> 20} MiB written in {seconds:.0f} s"))
 
     with _tree_for_mode(paths, config, settings, options.mode, workdir, backup_log) as tree:
         source = ArchiveSource(directory=tree, members=archive_members(tree, settings),
@@ -241,7 +241,7 @@ def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: Backu
 def _write_to_target(source: ArchiveSource, head: bytes, target: BackupTarget, name: str,
                      stream: StreamOptions, backup_log: BackupLog) -> BackupResult:
     # Limitation: SIGKILL gives no chance to clean up, so it leaves the
-    # ``.tmp`` file and ``lock: backup``; archive listings and pruning ignore
+    # ``.tmp`` file and ``lock: backup``. Archive listings and pruning ignore
     # ``.tmp`` files, and ``pct unlock`` clears the lock.
     final = target.directory / name
     partial = target.directory / f"{name}.tmp"
@@ -253,7 +253,7 @@ def _write_to_target(source: ArchiveSource, head: bytes, target: BackupTarget, n
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    backup_log.info(f"archive size {final.stat().st_size} bytes ({size} bytes uncompressed)")
+    backup_log.info(f"archive size {final.stat().st_size} bytes")
     return BackupResult(final, size)
 
 
@@ -348,7 +348,7 @@ def _snapshot_tree(paths: Paths, config: ContainerConfig, settings: ContainerSet
     """Snapshot the included volumes (frozen if running), and mount the snapshots read-only."""
     vmid = settings.vmid
     volumes = _snapshot_volumes(paths, config, settings)
-    taken: list[Callable[[], None]] = []
+    snapshots_taken: list[Callable[[], None]] = []
     workdir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"vzdumptmp-{vmid}-", dir=workdir))
     os.chmod(scratch, 0o755)
@@ -361,12 +361,12 @@ def _snapshot_tree(paths: Paths, config: ContainerConfig, settings: ContainerSet
         with frozen(paths, vmid):
             for volume, storage in volumes:
                 storage.snapshot_volume(volume.volname, SNAPSHOT_NAME)
-                taken.append(lambda storage=storage, volume=volume:
+                snapshots_taken.append(lambda storage=storage, volume=volume:
                              storage.delete_volume_snapshot(volume.volname, SNAPSHOT_NAME))
         with snapshot_view(paths, settings, SNAPSHOT_NAME, scratch / "view") as view:
             yield view
     finally:
-        for remove in reversed(taken):
+        for remove in reversed(snapshots_taken):
             try:
                 remove()
             except PctError as exc:
