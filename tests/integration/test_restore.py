@@ -165,3 +165,24 @@ def test_mount_point_without_rootfs_rejected(host, busybox_template):
 
     assert_one_line_error(result, "mp0: mount points can only be given together with --rootfs")
     assert not host.conf_path(restored).exists()
+
+
+def test_xattrs_and_acls_survive_unprivileged(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--rootfs", "local:0")
+    root = host.root / "var/lib/vz/images" / str(vmid) / f"subvol-{vmid}-disk-0"
+    marked = root / "etc/marked"
+    marked.write_text("x\n")
+    os.chown(marked, 101000, 101000)
+    os.setxattr(marked, "user.purpose", b"backup-test")
+    subprocess.run(["setfacl", "-m", "u:101002:r", str(marked)], check=True)
+    archive = back_up(host, vmid)
+
+    restored = host.new_vmid()
+    host.pct("restore", restored, str(archive), "--rootfs", "local:0")
+
+    copy = host.root / "var/lib/vz/images" / str(restored) / f"subvol-{restored}-disk-0/etc/marked"
+    assert os.getxattr(copy, "user.purpose") == b"backup-test"
+    acl = subprocess.run(["getfacl", "-n", "-p", str(copy)], capture_output=True, text=True, check=True).stdout
+    assert "user:101002:r--" in acl
+    assert os.stat(copy).st_uid == 101000

@@ -4,11 +4,10 @@ An archive is a POSIX (pax) tar stream. Its first member is
 ``./etc/vzdump/pct.conf``, which this module writes from the config text.
 The members after it are GNU tar's archive of the container's mounted tree.
 The config member has no end-of-archive blocks, so the two streams join into
-one valid archive. Owners are
-numeric, xattrs and ACLs are kept, files are stored sparse, and sockets are
-left out (tar skips them). For an unprivileged container tar runs in a user
-namespace mapped like the container, so the archive stores the ids the
-container sees, not the shifted host ids.
+one valid archive. Owners are numeric, xattrs and ACLs are kept, files are
+stored sparse, and sockets are left out (tar skips them). For an unprivileged container tar runs in a user
+namespace mapped like the container, so the archive stores the ids as the
+container has them, not the shifted host ids.
 """
 
 from __future__ import annotations
@@ -322,14 +321,22 @@ def extract_archive(archive: Path, rootfs: Path, id_map: tuple[int, int] | None,
         run_fed_from_file(argv, str(archive), cwd=rootfs)
     except CommandError as exc:
         errors = error_lines(exc.stderr)
-        fatal = [line for line in errors if "Unexpected EOF" in line or "not in gzip format" in line
-                 or "Decoding error" in line or "Error is not recoverable" in line or "Child returned" in line
-                 or "unexpected end" in line.lower()]
-        if ignore_errors and errors and not fatal:
+        if ignore_errors and errors and not any(_is_stream_error(line) for line in errors):
             return errors
         raise ArchiveError(f"unable to restore archive '{archive.name}': {describe_error(errors, id_map)}",
                            vmid) from exc
     return []
+
+
+# Parts of tar's and the decompressors' messages about a broken archive stream,
+# which --ignore-unpack-errors must not turn into warnings.
+_STREAM_ERRORS = ("unexpected eof", "unexpected end", "not in gzip format", "decoding error",
+                  "error is not recoverable", "child returned status")
+
+
+def _is_stream_error(line: str) -> bool:
+    lowered = line.lower()
+    return any(marker in lowered for marker in _STREAM_ERRORS)
 
 
 def describe_error(errors: list[str], id_map: tuple[int, int] | None) -> str:
