@@ -43,13 +43,13 @@ def _restore_arguments(sub: argparse.ArgumentParser) -> None:
 def cmd_restore(paths: Paths, args: argparse.Namespace) -> int:
     from pct.backup.restore import RestoreRequest, restore_container
 
-    given = {key[4:]: value for key, value in vars(args).items() if key.startswith("opt_") and value is not None}
+    overrides = {key[4:]: value for key, value in vars(args).items() if key.startswith("opt_") and value is not None}
     request = RestoreRequest(
         vmid=args.vmid,
         archive=args.ostemplate,
         storage=args.storage,
-        mounts={key: value for key, value in given.items() if _MOUNT_KEY.fullmatch(key)},
-        options={key: value for key, value in given.items() if not _MOUNT_KEY.fullmatch(key)},
+        mounts={key: value for key, value in overrides.items() if _MOUNT_KEY.fullmatch(key)},
+        options={key: value for key, value in overrides.items() if not _MOUNT_KEY.fullmatch(key)},
         force=args.force in BOOLEAN_TRUE,
         ignore_unpack_errors=args.ignore_unpack_errors in BOOLEAN_TRUE,
     )

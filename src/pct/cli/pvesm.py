@@ -53,15 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("storage", help="storage id")
     prune.add_argument("--vmid", type=int, help="only the backups of this container")
     prune.add_argument("--dry-run", nargs="?", const="1", default="0", help="only show what would be removed")
-    prune.add_argument("--keep-all", type=int, help="keep every backup (1) or not (0)")
+    prune.add_argument("--keep-all", type=int, metavar="0|1", help="keep every backup (1) or not (0)")
     for rule in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
         prune.add_argument(f"--keep-{rule}", type=int, metavar="N",
-                           help=f"keep the {'newest N backups' if rule == 'last' else 'newest backup of the last N ' + _PERIODS[rule]}")
+                           help=_keep_help(rule))
     prune.add_argument("--output-format", choices=OUTPUT_FORMATS, default="text", help="output format")
     return parser
 
 
 _PERIODS = {"hourly": "hours", "daily": "days", "weekly": "weeks", "monthly": "months", "yearly": "years"}
+
+
+def _keep_help(rule: str) -> str:
+    if rule == "last":
+        return "keep the newest N backups"
+    period = _PERIODS[rule]
+    return f"keep the newest backup in each of the N newest {period} that have backups"
 
 
 def dispatch(argv: list[str]) -> int:
@@ -191,8 +198,8 @@ def cmd_prune_backups(paths: Paths, args: argparse.Namespace) -> int:
     from pct.backup.target import storage_target
 
     target = storage_target(paths, args.storage)
-    given = {key: getattr(args, key.replace("-", "_")) for key in ("keep-all",) + RULES}
-    text = ",".join(f"{key}={value}" for key, value in given.items() if value is not None)
+    requested_rules = {key: getattr(args, key.replace("-", "_")) for key in ("keep-all",) + RULES}
+    text = ",".join(f"{key}={value}" for key, value in requested_rules.items() if value is not None)
     if not text:
         text = target_prune_setting(paths, args.storage)
     marks = prune_directory(target, args.vmid, parse_prune_options(text), dry_run=args.dry_run in ("1", "yes", "on", "true"))
