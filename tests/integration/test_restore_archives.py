@@ -3,6 +3,7 @@
 import os
 import stat
 import subprocess
+import tarfile
 
 import pytest
 
@@ -200,3 +201,33 @@ def test_unknown_storage_rejected(host):
 
     assert_one_line_error(result, "storage 'nosuch' does not exist")
     assert_nothing_created(host, vmid)
+
+
+def test_hard_link_outside_root_rejected(host):
+    target = host.root / "secret"
+    target.write_text("host secret\n")
+    link = tarfile.TarInfo("./stolen")
+    link.type = tarfile.LNKTYPE
+    link.linkname = str(target)
+    archive = build_archive(host.root / "hardlink.tar.gz", PRIVILEGED_CONFIG,
+                            [(link, None), file_entry("./after", b"x")])
+    vmid = host.new_vmid()
+
+    result = host.pct("restore", vmid, str(archive), "--rootfs", "local:0", check=False)
+
+    assert_one_line_error(result, "unable to restore archive 'hardlink.tar.gz'")
+    assert target.read_text() == "host secret\n"
+    assert os.stat(target).st_nlink == 1
+    assert_nothing_created(host, vmid)
+
+
+def test_absolute_member_stays_inside(host):
+    archive = build_archive(host.root / "absolute.tar.gz", PRIVILEGED_CONFIG,
+                            [file_entry(str(host.root / "planted"), b"evil")])
+    vmid = host.new_vmid()
+
+    host.pct("restore", vmid, str(archive), "--rootfs", "local:0")
+
+    assert not (host.root / "planted").exists()
+    inside = restored_root(host, vmid) / str(host.root).lstrip("/") / "planted"
+    assert inside.read_bytes() == b"evil"
