@@ -87,3 +87,19 @@ def test_snapshot_mode_names_volume_without_snapshots(host, btrfs, busybox_templ
     assert host.conf_text(vmid) == before
     assert archives(host, vmid) == []
     assert not any("@vzdump" in subvolume for subvolume in btrfs.subvolumes())
+
+
+def test_default_mode_falls_back_to_suspend(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template))
+    host.pct("start", vmid)
+    pid = init_pid(host, vmid)
+
+    host.pct(vmid, tool="vzdump")
+
+    found = archives(host, vmid)
+    assert len(found) == 1
+    log = found[0].with_name(found[0].name.split(".tar")[0] + ".log").read_text()
+    assert "falling back to suspend mode" in log
+    assert init_pid(host, vmid) == pid
+    assert "./etc/vzdump/pct.conf" == members(found[0])[0]

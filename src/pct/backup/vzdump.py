@@ -62,6 +62,9 @@ class BackupOptions:
     """The settings of one ``vzdump`` run, after ``vzdump.conf`` defaults were applied."""
 
     mode: str = "snapshot"
+    # True when nobody chose the mode: snapshot mode then falls back to
+    # suspend mode for a container whose volumes cannot be snapshotted.
+    default_mode: bool = False
     compress: str = "0"
     zstd: int = 1
     bwlimit: int = 0
@@ -227,7 +230,14 @@ def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: Backu
                            progress=lambda size, seconds: backup_log.info(
                                f"{size >> 20} MiB written in {seconds:.0f} s"))
 
-    with _tree_for_mode(paths, config, settings, options.mode, workdir, backup_log) as tree:
+    mode = options.mode
+    if mode == "snapshot" and options.default_mode:
+        try:
+            _snapshot_volumes(paths, config, settings)
+        except PctError as exc:
+            backup_log.info(f"{exc.message.split(': ', 1)[-1]}; falling back to suspend mode")
+            mode = "suspend"
+    with _tree_for_mode(paths, config, settings, mode, workdir, backup_log) as tree:
         source = ArchiveSource(directory=tree, members=archive_members(tree, settings),
                                id_map=UNPRIVILEGED_ID_MAP if settings.unprivileged else None,
                                exclude_paths=options.exclude_path)

@@ -100,6 +100,7 @@ def _backup_options(args: argparse.Namespace, defaults: dict):
 
     return BackupOptions(
         mode=_setting(args, defaults, "mode", "snapshot"),
+        default_mode=args.mode is None and "mode" not in defaults,
         compress=str(_setting(args, defaults, "compress", "0")),
         zstd=int(_setting(args, defaults, "zstd", 1)),
         bwlimit=int(_setting(args, defaults, "bwlimit", 0)),
