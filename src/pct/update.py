@@ -78,6 +78,8 @@ def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[st
             _allocate_volumes(paths, vmid, config, changes, undo)
             for key in request.delete:
                 check_disk_removal(config, key, vmid)
+            if "hookscript" in changes:
+                _check_hookscript(paths, vmid, changes["hookscript"])
             freed: list[str] = []
             if is_running(paths, vmid):
                 freed = _update_running(paths, vmid, config, changes, request.delete)
@@ -118,6 +120,15 @@ def _load_checked(paths: Paths, vmid: int, digest: str | None) -> ContainerConfi
     if digest is not None and digest != config_digest(text):
         raise ParameterError("digest", DIGEST_MISMATCH, vmid)
     return parse_config(text, vmid)
+
+
+def _check_hookscript(paths: Paths, vmid: int, volume: str) -> None:
+    """Refuse a hookscript that does not exist or cannot be executed."""
+    from types import SimpleNamespace
+
+    from pct.runtime.hookscript import hookscript_path
+
+    hookscript_path(paths, SimpleNamespace(hookscript=volume, vmid=vmid))
 
 
 def _check_result(config: ContainerConfig, vmid: int) -> None:

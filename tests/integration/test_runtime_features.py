@@ -295,3 +295,15 @@ def test_lxcfs_shows_container_limits(host, busybox_template):
     uptime = float(guest(host, vmid, "cat", "/proc/uptime").stdout.split()[0])
     host_uptime = float(open("/proc/uptime").read().split()[0])
     assert uptime < 60 < host_uptime
+
+
+def test_set_refuses_missing_hookscript(host, busybox_template):
+    vmid = create(host, busybox_template)
+    before = host.conf_text(vmid)
+    result = host.pct("set", vmid, "--hookscript", "local:snippets/missing.sh", check=False)
+    assert f"CT {vmid}: hookscript 'local:snippets/missing.sh' does not exist" in result.stderr
+    assert host.conf_text(vmid) == before
+    volume = write_hookscript(host, "exit 0\n", executable=False)
+    result = host.pct("set", vmid, "--hookscript", volume, check=False)
+    assert "is not executable" in result.stderr
+    assert host.conf_text(vmid) == before
