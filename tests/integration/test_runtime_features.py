@@ -307,3 +307,39 @@ def test_set_refuses_missing_hookscript(host, busybox_template):
     result = host.pct("set", vmid, "--hookscript", volume, check=False)
     assert "is not executable" in result.stderr
     assert host.conf_text(vmid) == before
+
+
+def test_memory_below_usage_is_refused_live(host, busybox_template):
+    vmid = create(host, busybox_template, "--memory", "256", "--swap", "0")
+    host.pct("start", vmid)
+    # A shell holding a 64 MiB string (16 bytes doubled 22 times), kept running.
+    hog = 'x=0123456789abcdef; i=0; while [ $i -lt 22 ]; do x="$x$x"; i=$((i+1)); done; sleep 600; echo ${#x}'
+    guest(host, vmid, "sh", "-c", f"(sh -c '{hog}') > /dev/null 2>&1 &")
+    time.sleep(2)
+    before = host.conf_text(vmid)
+    result = host.pct("set", vmid, "--memory", "16", check=False)
+    assert result.returncode != 0
+    assert "unable to set memory.limit_in_bytes" in result.stderr
+    assert host.conf_text(vmid) == before
+    assert host.pct("status", vmid).stdout == "status: running\n"
+    limit = subprocess.run(["lxc-cgroup", "-P", str(host.root / "var/lib/lxc"), "-n", str(vmid),
+                            "memory.limit_in_bytes"], capture_output=True, text=True, check=True).stdout
+    assert int(limit) == 256 << 20
+
+
+def test_cpuunits_share_cpu_in_proportion(host, busybox_template):
+    heavy = create(host, busybox_template, "--cpuunits", "1024")
+    light = create(host, busybox_template, "--cpuunits", "256")
+    for vmid in (heavy, light):
+        host.pct("start", vmid)
+        # Both on CPU 0, so that the two busy loops compete for one CPU.
+        subprocess.run(["lxc-cgroup", "-P", str(host.root / "var/lib/lxc"), "-n", str(vmid), "cpuset.cpus", "0"],
+                       check=True)
+    for vmid in (heavy, light):
+        guest(host, vmid, "sh", "-c", "(while :; do :; done) > /dev/null 2>&1 &")
+    time.sleep(1)
+    before = {vmid: cpu_usage_seconds(host, vmid) for vmid in (heavy, light)}
+    time.sleep(4)
+    used = {vmid: cpu_usage_seconds(host, vmid) - before[vmid] for vmid in (heavy, light)}
+    ratio = used[heavy] / used[light]
+    assert 2.0 < ratio < 8.0, f"cpuunits 1024 against 256 gave a CPU time ratio of {ratio:.2f} (expected about 4)"

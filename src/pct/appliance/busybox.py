@@ -20,7 +20,7 @@ BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 APPLETS = (
     "sh ash cat chmod chown cp date dd dmesg echo env free grep halt head hostname id ifconfig ifdown ifup stat "
     "init ip kill ln login ls mkdir mount nc ping poweroff ps reboot rm route sed sleep sync "
-    "tail top touch true false udhcpc umount uname uptime vi wget"
+    "tail top touch tr true false udhcpc umount uname uptime vi wget"
 ).split()
 
 INITTAB = """::sysinit:/etc/init.d/rcS
