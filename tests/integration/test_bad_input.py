@@ -110,6 +110,7 @@ def test_invalid_create_options(host, busybox_template, args, message):
     result = host.pct("create", vmid, str(busybox_template), *args, check=False)
     assert result.returncode != 0
     assert message in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert not host.conf_path(vmid).exists()
     assert host.images() == []

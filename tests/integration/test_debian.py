@@ -1,5 +1,6 @@
 """The main job on a real distribution: a Debian 12 container from the debootstrap template."""
 
+import json
 import socket
 import subprocess
 import time
@@ -43,6 +44,9 @@ def test_debian_container_boots_configured(host, debian_template, bridge, tmp_pa
         return result.stdout.strip()
 
     assert wait_for(lambda: systemd_state() in ("running", "degraded"))
+    status = json.loads(host.pct("status", vmid, "--verbose", "--output-format", "json").stdout)
+    assert status["mem"] > 8 * 1024 * 1024, "memory use of a booted systemd guest looks too small"
+    assert status["cputime"] > 0
     assert host.pct("exec", vmid, "--", "hostname").stdout.strip() == "deb-test"
     assert host.pct("exec", vmid, "--", "hostname", "-f").stdout.strip() == "deb-test.example.test"
     inet = host.pct("exec", vmid, "--", "ip", "-4", "-o", "addr", "show", "eth0").stdout

@@ -37,7 +37,7 @@ from pct.backup.target import BackupTarget
 from pct.backup.views import archive_members, backed_up_mounts, backup_settings, running_view, snapshot_view, uid_base
 from pct.config.format import ContainerConfig, Section, format_config, load_config, write_config
 from pct.config.model import ContainerSettings, settings_from_config
-from pct.errors import LockError, ParameterError, PctError
+from pct.errors import ConfigError, LockError, ParameterError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
 from pct.run import run
@@ -121,6 +121,9 @@ def backup_container(paths: Paths, vmid: int, options: BackupOptions, target: Ba
                      stdout: BinaryIO | None = None) -> BackupResult:
     """Back up container *vmid* into *target*, or to *stdout* when *target* is None."""
     options.check()
+    if not paths.conf(vmid).exists():
+        # Nothing to back up, so no log file is left in the dump folder.
+        raise ConfigError(f"Configuration file 'etc/pve/lxc/{vmid}.conf' does not exist", vmid)
     started = time.time()
     name = archive_name(vmid, started, options.compress)
     if target is not None:

@@ -76,3 +76,14 @@ def print_output(data, output_format: str, text: Callable[[object], str]) -> Non
         output = text(data)
         if output:
             print(output)
+
+
+def argument_parser(prog: str, description: str):
+    """Return an argparse parser whose usage errors are one line on stderr, like pct's other errors."""
+    import argparse
+
+    class OneLineErrorParser(argparse.ArgumentParser):
+        def error(self, message: str):
+            self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+    return OneLineErrorParser(prog=prog, description=description)

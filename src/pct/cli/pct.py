@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pct.cli.common import OUTPUT_FORMATS, print_output, run_tool
+from pct.cli.common import OUTPUT_FORMATS, argument_parser, print_output, run_tool
 from pct.cli.backup_commands import BACKUP_COMMANDS
 from pct.cli.volumes import VOLUME_COMMANDS
 from pct.paths import Paths
@@ -42,7 +42,7 @@ def _requested_command(argv: list[str]) -> str | None:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Return the parser; only *command* gets its full option set, to keep start-up short."""
-    parser = argparse.ArgumentParser(prog="pct", description="Manage Linux containers through LXC.")
+    parser = argument_parser("pct", "Manage Linux containers through LXC.")
     parser.add_argument("--root", help="directory that stands for / for pct's own files (default: $PCT_ROOT or /)")
     parser.add_argument("--debug", action="store_true", help="log every step and show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="<command>")

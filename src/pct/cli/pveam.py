@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pct.cli.common import OUTPUT_FORMATS, print_output, run_tool
+from pct.cli.common import OUTPUT_FORMATS, argument_parser, print_output, run_tool
 from pct.paths import Paths
 
 # ``busybox`` is the older name of ``minimal``; both build the same archive.
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pveam", description="Build, download and manage container templates.")
+    parser = argument_parser("pveam", "Build, download and manage container templates.")
     parser.add_argument("--root", help="directory that stands for / for pct's own files (default: $PCT_ROOT or /)")
     parser.add_argument("--debug", action="store_true", help="log every step and show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="<command>")

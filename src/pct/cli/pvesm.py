@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 
-from pct.cli.common import OUTPUT_FORMATS, print_output, run_tool
+from pct.cli.common import OUTPUT_FORMATS, argument_parser, print_output, run_tool
 from pct.errors import ParameterError, PctError, StorageError
 from pct.paths import Paths
 
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pvesm", description="Inspect storages and manage their volumes.")
+    parser = argument_parser("pvesm", "Inspect storages and manage their volumes.")
     parser.add_argument("--root", help="directory that stands for / for pct's own files (default: $PCT_ROOT or /)")
     parser.add_argument("--debug", action="store_true", help="log every step and show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="<command>")
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list the volumes of a storage")
     listing.add_argument("storage", help="storage id")
-    listing.add_argument("--content", choices=("images", "rootdir", "vztmpl"), help="only this content type")
+    listing.add_argument("--content", choices=("images", "rootdir", "vztmpl", "backup"), help="only this content type")
     listing.add_argument("--vmid", type=int, help="only the volumes of this container")
     listing.add_argument("--output-format", choices=OUTPUT_FORMATS, default="text", help="output format")
 

@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 
-from pct.cli.common import run_tool
+from pct.cli.common import argument_parser, run_tool
 from pct.errors import ParameterError, PctError
 from pct.paths import Paths
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vzdump", description="Back up containers into tar archives.")
+    parser = argument_parser("vzdump", "Back up containers into tar archives.")
     parser.add_argument("vmids", nargs="*", type=int, metavar="vmid", help="containers to back up")
     parser.add_argument("--all", action="store_true", help="back up every container of this node")
     parser.add_argument("--exclude", default="", help="with --all: comma-separated ids to leave out")

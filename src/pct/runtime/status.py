@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from pct.paths import Paths
+from pct.run import run
 from pct.runtime.lxcconf import veth_name
 from pct.runtime.state import init_pid, is_running
 
@@ -36,29 +37,37 @@ def container_status(paths: Paths, settings, verbose: bool = False) -> dict:
         return status
     status["pid"] = pid
     status["uptime"] = _uptime(pid)
-    cgroups = _cgroup_dirs(pid)
-    status.update(_memory(cgroups))
-    status.update(_cpu_time(cgroups))
+    status.update(_usage_from_cgroup(paths, vmid))
     status.update(_disk(paths.rootfs_mount(vmid)))
     status.update(_network(settings))
     return status
 
 
-def _cgroup_dirs(pid: int) -> dict[str, Path]:
-    """Map each controller (and '' for cgroup2) to the directory of *pid*'s cgroup."""
-    dirs = {}
-    with open(f"/proc/{pid}/cgroup") as table:
-        for line in table:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            if not controllers:
-                base = Path("/sys/fs/cgroup")
-                if not (base / "cgroup.controllers").exists():
-                    base = base / "unified"
-                dirs[""] = base / path.lstrip("/")
-                continue
-            for controller in controllers.split(","):
-                dirs[controller] = Path("/sys/fs/cgroup") / controllers / path.lstrip("/")
-    return dirs
+def _usage_from_cgroup(paths: Paths, vmid: int) -> dict:
+    """Return memory and CPU time used, read from the container's own cgroup.
+
+    LXC knows that cgroup; the init's own cgroup can be a child of it (systemd
+    moves PID 1 into init.scope), which would count only a part.
+    """
+    usage = {}
+    memory = _lxc_cgroup(paths, vmid, "memory.usage_in_bytes") or _lxc_cgroup(paths, vmid, "memory.current")
+    if memory is not None:
+        usage["mem"] = memory
+    nanoseconds = _lxc_cgroup(paths, vmid, "cpuacct.usage")
+    if nanoseconds is not None:
+        usage["cputime"] = nanoseconds / 1e9
+    else:
+        stat = run(["lxc-cgroup", "-P", paths.lxc_path, "-n", str(vmid), "cpu.stat"], check=False).stdout or ""
+        for line in stat.splitlines():
+            if line.startswith("usage_usec "):
+                usage["cputime"] = int(line.split()[1]) / 1e6
+    return usage
+
+
+def _lxc_cgroup(paths: Paths, vmid: int, name: str) -> int | None:
+    result = run(["lxc-cgroup", "-P", paths.lxc_path, "-n", str(vmid), name], check=False)
+    text = (result.stdout or "").strip()
+    return int(text) if result.returncode == 0 and text.isdigit() else None
 
 
 def _read_int(path: Path) -> int | None:
@@ -66,27 +75,6 @@ def _read_int(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _memory(cgroups: dict[str, Path]) -> dict:
-    if "memory" in cgroups:
-        used = _read_int(cgroups["memory"] / "memory.usage_in_bytes")
-    else:
-        used = _read_int(cgroups.get("", Path("/nonexistent")) / "memory.current")
-    return {"mem": used} if used is not None else {}
-
-
-def _cpu_time(cgroups: dict[str, Path]) -> dict:
-    if "cpuacct" in cgroups:
-        nanoseconds = _read_int(cgroups["cpuacct"] / "cpuacct.usage")
-        return {"cputime": nanoseconds / 1e9} if nanoseconds is not None else {}
-    try:
-        for line in (cgroups.get("", Path("/nonexistent")) / "cpu.stat").read_text().splitlines():
-            if line.startswith("usage_usec "):
-                return {"cputime": int(line.split()[1]) / 1e6}
-    except OSError:
-        pass
-    return {}
 
 
 def _uptime(pid: int) -> int:

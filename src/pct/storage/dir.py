@@ -21,6 +21,7 @@ _IMAGE_VOLNAME = re.compile(
     r"^(\d+)/(?:(vm|base)-(\d+)-disk-(\d+)\.raw|(subvol|basevol)-(\d+)-disk-(\d+))$")
 _TEMPLATE_VOLNAME = re.compile(r"^vztmpl/([^/]+)$")
 _SNIPPET_VOLNAME = re.compile(r"^snippets/([^/]+)$")
+_BACKUP_NAME = re.compile(r"^vzdump-lxc-(\d+)-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar(\.gz|\.zst|\.lzo)?$")
 _TEMPLATE_SUFFIXES = (".tar.gz", ".tar.xz", ".tar.zst", ".tgz", ".tar")
 
 
@@ -204,8 +205,8 @@ class DirStorage(Storage):
         return volumes
 
     def list_content(self, vmid: int | None = None) -> list[VolumeInfo]:
-        """Return the image volumes (of *vmid* only, when given) and, without *vmid*, the templates."""
-        content = []
+        """Return the image volumes and backups (of *vmid* only, when given) and, without *vmid*, the templates."""
+        content = self._list_backups(vmid)
         for volname in self.list_volumes(vmid):
             image = self._parse(volname)
             kind = "rootdir" if image.format == "subvol" else "images"
@@ -217,6 +218,19 @@ class DirStorage(Storage):
                     size = (cache / name).stat().st_size
                     content.append(VolumeInfo(f"vztmpl/{name}", "vztmpl", _archive_format(name), size))
         return content
+
+    def _list_backups(self, vmid: int | None) -> list[VolumeInfo]:
+        dump = self.base / "dump"
+        if not dump.is_dir():
+            return []
+        backups = []
+        for name in sorted(os.listdir(dump)):
+            match = _BACKUP_NAME.match(name)
+            if not match or (vmid is not None and int(match.group(1)) != vmid):
+                continue
+            size = (dump / name).stat().st_size
+            backups.append(VolumeInfo(f"backup/{name}", "backup", _archive_format(name), size, int(match.group(1))))
+        return backups
 
     def status(self) -> StorageStatus:
         if not self.base.is_dir():
