@@ -51,7 +51,7 @@ def check_vmid(vmid: int) -> None:
 
 @dataclass
 class CreateRequest:
-    """What ``pct create`` was asked for, options already as config strings."""
+    """The request of one ``pct create``, with options already as config strings."""
 
     vmid: int
     template: str

@@ -2,7 +2,7 @@
 
 A stopped container takes every change at once. On a running container, a
 change the kernel can take live (see ``is_hotpluggable``) is applied and
-written to the main section; every other change waits in ``[pve:pending]``
+written to the main section. Every other change waits in ``[pve:pending]``
 until the next start, or until ``pct set`` runs on the stopped container.
 """
 

@@ -24,7 +24,7 @@ DEFAULT_DOWN_SECONDS = 60
 
 @dataclass
 class OrderResult:
-    """What ``startall`` or ``stopall`` did: ids handled, and failures with their message."""
+    """The outcome of ``startall`` or ``stopall``: ids handled, and failures with their message."""
 
     done: list[int]
     failed: dict[int, str]

@@ -47,7 +47,7 @@ def seccomp_profile_path(paths: Paths, vmid: int) -> Path:
 
 
 def seccomp_profile(base: Path = LXC_SECCOMP) -> str:
-    """Return LXC's default seccomp policy plus a rule that answers keyctl with ENOSYS.
+    """Return LXC's default seccomp policy plus a rule that fails keyctl with ENOSYS.
 
     Unprivileged containers get this unless ``keyctl=1``: the kernel keyring
     is not namespaced, and systemd falls back cleanly when keyctl is missing.
