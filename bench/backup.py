@@ -9,9 +9,9 @@ private root ``/var/tmp/pct-bench-backup-XXXX``, with id 33000. The script then
 times, in alternating rounds:
 
 - ``vzdump 33000 --mode stop --compress zstd --zstd <CPUs>`` (the container
-  is stopped) against ``tar --numeric-owner -cpf - . | zstd -T0`` of the same
-  tree, read from the container's image mounted read-only; both compress with
-  one thread per CPU,
+  is stopped) against a read-only loop mount of the container's image,
+  ``tar --numeric-owner -cpf - . | zstd -T0`` of that tree and ``umount``;
+  both sides mount the volume and compress with one thread per CPU,
 - ``pct restore 33001 <archive> --storage local`` against a new 4 GiB image
   (truncate, ``mkfs.ext4``, loop mount) plus ``zstd -dc <archive> | tar -xpf -``
   and ``umount``.
@@ -79,14 +79,15 @@ class BackupBench:
 
 
 def raw_backup(bench: BackupBench, output: Path) -> float:
+    """Return the time to mount the image read-only, archive it with tar and zstd, and unmount."""
+    started = time.perf_counter()
     subprocess.run(["mount", "-o", "loop,ro", str(bench.image(VMID)), str(bench.mount_point)], check=True)
     try:
-        started = time.perf_counter()
         command = f"tar --numeric-owner -cpf - . | zstd -q -T0 > {output}"
         subprocess.run(["sh", "-c", command], cwd=bench.mount_point, check=True)
-        return time.perf_counter() - started
     finally:
         unmount(bench.mount_point)
+    return time.perf_counter() - started
 
 
 def raw_restore(bench: BackupBench, archive: Path) -> float:

@@ -20,6 +20,7 @@ backup leaves its ``.log`` and no archive.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -295,13 +296,28 @@ def _stopped_tree(paths: Paths, settings: ContainerSettings, backup_log: BackupL
     if is_running(paths, vmid):
         backup_log.info(f"shutting down CT {vmid}")
         shutdown_container(paths, vmid, timeout=SHUTDOWN_TIMEOUT, force_stop=True)
-    included = backup_settings(settings)
+    included = _read_only(backup_settings(settings))
     try:
         rootfs = mount_rootfs(paths, included)
         mount_all(paths, included, rootfs, uid_base(settings), volumes_only=True)
         yield rootfs
     finally:
         unmount_all(paths, vmid)
+
+
+def _read_only(settings: ContainerSettings) -> ContainerSettings:
+    """Return *settings* with the volumes mounted read-only for reading a backup.
+
+    A read-only mount never writes back access times or a journal, which made
+    the backup of a just-mounted image noticeably slower. The root stays
+    writable when mount points must be mounted on it, because their target
+    directories may still have to be created.
+    """
+    mounts = tuple(dataclasses.replace(mount, ro=True) for mount in settings.mounts)
+    rootfs = settings.rootfs
+    if rootfs is not None and not mounts:
+        rootfs = dataclasses.replace(rootfs, ro=True)
+    return dataclasses.replace(settings, rootfs=rootfs, mounts=mounts)
 
 
 # -- suspend -------------------------------------------------------------------------
