@@ -17,7 +17,7 @@ times, in alternating rounds:
   and ``umount``.
 
 vzdump also stores extended attributes and ACLs and writes a log and the
-config entry, which the plain tar does not; the table says so. Everything is
+config entry, which the plain tar does not. Everything is
 removed at the end, also when the run fails.
 """
 

@@ -36,7 +36,7 @@ _HWADDR = re.compile(r"(^|,)hwaddr=[^,]*")
 
 @dataclass
 class CloneRequest:
-    """What ``pct clone`` was asked for. ``full`` None lets the source decide."""
+    """The request of one ``pct clone``. ``full`` None lets the source decide."""
 
     vmid: int
     newid: int

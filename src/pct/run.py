@@ -14,9 +14,9 @@ from pct.errors import CommandError
 def _debug(message: str, *args) -> None:
     """Log at debug level, if the caller set up logging at all.
 
-    Importing the logging package costs about 10 ms, which short commands
-    such as ``pct exec`` avoid; nothing can be shown at debug level before
-    the command line has imported and configured it anyway.
+    Importing the logging package costs about 10 ms here, which short
+    commands such as ``pct exec`` avoid. Nothing can be shown at debug level
+    before the command line has imported and configured it anyway.
     """
     logging = sys.modules.get("logging")
     if logging is not None:
@@ -122,7 +122,7 @@ def run_fed_from_file(argv: Sequence[str], source: str, *, cwd=None) -> None:
     """Run *argv* with the content of the file *source* written to its stdin.
 
     The caller writes the data itself, rather than handing over the open file,
-    so that the command sees end of input and exits when the caller is killed
+    so that the command reads end of input and exits when the caller is killed
     midway instead of running on unsupervised.
     """
     argv = [str(a) for a in argv]
@@ -137,7 +137,7 @@ def run_fed_from_file(argv: Sequence[str], source: str, *, cwd=None) -> None:
     try:
         _copy_to_pipe(source, process.stdin)
     except BrokenPipeError:
-        pass  # the command stopped reading; its exit status tells why
+        pass  # the command stopped reading, and its exit status gives the reason
     finally:
         try:
             process.stdin.close()

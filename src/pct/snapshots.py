@@ -9,19 +9,17 @@ mounts are not snapshotted.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 from pct.config.checks import check_snapshot_name
 from pct.config.format import ContainerConfig, Section, load_config, write_config
 from pct.errors import LockError, ParameterError, PctError, StorageError
 from pct.locks import config_lock
 from pct.paths import Paths
-from pct.run import run
+from pct.runtime.freeze import frozen
 from pct.runtime.state import is_running
 from pct.storage import Storage
 from pct.volumes import ConfigVolume, free_unused_key, mount_volumes, storage_of
@@ -98,7 +96,7 @@ def _snapshot_section(main: Section, description: str) -> Section:
 def _snapshot_volumes(paths: Paths, vmid: int, volumes: list[tuple[ConfigVolume, Storage]], name: str) -> None:
     undo: list[Callable[[], None]] = []
     try:
-        with _frozen(paths, vmid):
+        with frozen(paths, vmid):
             for volume, storage in volumes:
                 storage.snapshot_volume(volume.volname, name)
                 undo.append(lambda storage=storage, volume=volume: storage.delete_volume_snapshot(volume.volname, name))
@@ -109,22 +107,6 @@ def _snapshot_volumes(paths: Paths, vmid: int, volumes: list[tuple[ConfigVolume,
             except PctError as exc:
                 log.error("CT %s: removing a partial snapshot failed: %s", vmid, exc)
         raise
-
-
-@contextlib.contextmanager
-def _frozen(paths: Paths, vmid: int) -> Iterator[None]:
-    """Freeze a running container's processes and flush its writes for the duration of the block."""
-    if not is_running(paths, vmid):
-        yield
-        return
-    run(["lxc-freeze", "-P", paths.lxc_path, "-n", str(vmid)])
-    try:
-        # Limitation: the guest is frozen, not asked to sync, so its own caches
-        # (a database's buffers) are as consistent as after a power cut.
-        os.sync()
-        yield
-    finally:
-        run(["lxc-unfreeze", "-P", paths.lxc_path, "-n", str(vmid)])
 
 
 # -- list ----------------------------------------------------------------------------

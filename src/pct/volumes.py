@@ -48,7 +48,11 @@ def mount_volumes(section: Section) -> list[ConfigVolume]:
 
 
 def _mount_order(key: str) -> int:
-    return -1 if key == "rootfs" else int(key[2:]) if _MOUNT_KEY.fullmatch(key) else 0
+    if key == "rootfs":
+        return -1
+    if _MOUNT_KEY.fullmatch(key):
+        return int(key[2:])
+    return 0
 
 
 def storage_of(paths: Paths, volume: ConfigVolume, cache: dict[str, Storage] | None = None) -> Storage:

@@ -1,7 +1,7 @@
 """Fixtures for tests that use real LXC, loop devices and bridges (root only).
 
 Every test gets its own root directory, container ids and bridge, and cleans
-up even when it fails; a leak check at the end of the session fails the run
+up even when it fails. A leak check at the end of the session fails the run
 when a container, mount, loop device or bridge of the tests survives.
 """
 

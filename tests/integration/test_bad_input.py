@@ -134,7 +134,8 @@ def test_start_with_mismatched_ostype(host, busybox_template):
     config.write_text(config.read_text().replace("ostype: debian", "ostype: alpine"))
     result = host.pct("start", vmid, check=False)
     assert result.returncode != 0
-    assert "alpine" in result.stderr and "debian" in result.stderr
+    assert "alpine" in result.stderr
+    assert "debian" in result.stderr
     assert host.pct("status", vmid).stdout == "status: stopped\n"
     assert _mounts_below(host.root) == []
 

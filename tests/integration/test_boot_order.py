@@ -68,7 +68,8 @@ def test_cpusets_spread_containers(host, busybox_template):
         host.pct("create", vmid, str(busybox_template), "--cores", "1")
         host.pct("start", vmid)
     lines = host.pct("cpusets").stdout.splitlines()
-    assert lines[0].startswith("---") and lines[-1].startswith("---")
+    assert lines[0].startswith("---")
+    assert lines[-1].startswith("---")
     cpus = dict(line.split(": ") for line in lines[1:-1])
     assert sorted(cpus) == sorted(str(vmid) for vmid in vmids)
     assert cpus[str(vmids[0])] != cpus[str(vmids[1])], "both containers were put on the same CPU"

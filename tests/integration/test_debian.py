@@ -55,7 +55,8 @@ def test_debian_container_boots_configured(host, debian_template, bridge, tmp_pa
     assert int(limit) == 384 * 1024 * 1024
     assert host.pct("exec", vmid, "--", "nproc").stdout.strip() == "1"
     resolv = host.pct("exec", vmid, "--", "cat", "/etc/resolv.conf").stdout
-    assert f"nameserver {bridge.host_ip}" in resolv and "search example.test" in resolv
+    assert f"nameserver {bridge.host_ip}" in resolv
+    assert "search example.test" in resolv
 
     shadow = host.pct("exec", vmid, "--", "getent", "shadow", "root").stdout
     assert shadow.startswith("root:$6$")

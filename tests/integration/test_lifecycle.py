@@ -166,7 +166,7 @@ def test_directory_rootfs(host, busybox_template, bridge):
 
 
 def test_guest_tcp_service_reachable_over_bridge(host, busybox_template, bridge):
-    """A TCP service in the guest answers the host over the test bridge."""
+    """A TCP service in the guest is reachable from the host over the test bridge."""
     vmid = host.new_vmid()
     create(host, busybox_template, bridge, vmid)
     host.pct("start", vmid)

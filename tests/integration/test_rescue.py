@@ -200,7 +200,8 @@ def test_fstrim_returns_space(host, busybox_template):
 
     lines = host.pct("fstrim", vmid).stdout.splitlines()
     assert lines[0].startswith("rootfs (/): ")
-    assert lines[1].startswith("mp0 (/data): ") and lines[1].endswith(" trimmed")
+    assert lines[1].startswith("mp0 (/data): ")
+    assert lines[1].endswith(" trimmed")
     assert lines[2] == "mp1 (/dir): skipped, a directory volume has no file system of its own"
     assert os.stat(data).st_blocks * 512 < allocated - (40 << 20)
     assert "lock:" not in host.conf_text(vmid)

@@ -240,7 +240,7 @@ def test_debug_start_writes_lxc_log(host, busybox_template):
 
 @pytest.fixture
 def delegated_host_id():
-    """Delegate host id 1005 to root in /etc/subuid and /etc/subgid, as the manual tells users to."""
+    """Delegate host id 1005 to root in /etc/subuid and /etc/subgid, as Proxmox VE's manual describes for passing a host user through."""
     added = []
     for name in ("subuid", "subgid"):
         path = f"/etc/{name}"

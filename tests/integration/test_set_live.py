@@ -54,7 +54,8 @@ def test_limits_apply_live(host, busybox_template, bridge):
     assert cgroup(host, vmid, "cpuset.cpus") == "0"
     assert int(guest(host, vmid, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")) == 256 << 20
     text = host.conf_text(vmid)
-    assert "memory: 256\n" in text and "cpulimit: 0.5\n" in text
+    assert "memory: 256\n" in text
+    assert "cpulimit: 0.5\n" in text
     assert "[pve:pending]" not in text
 
     host.pct("set", vmid, "--memory", "64", "--delete", "cpulimit")
@@ -107,7 +108,8 @@ def test_set_on_stopped_folds_pending(host, busybox_template, bridge):
     host.pct("set", vmid, "--memory", "200")
     text = host.conf_text(vmid)
     assert "[pve:pending]" not in text
-    assert "tty: 5\n" in text and "memory: 200\n" in text
+    assert "tty: 5\n" in text
+    assert "memory: 200\n" in text
 
 
 def test_hostname_changes_live(host, busybox_template, bridge):

@@ -67,7 +67,8 @@ def test_lookup_of_undeclared_key(key: str):
 def test_lookup_indexed_key_returns_base_option():
     assert lookup_option("net7") is OPTIONS["net"]
     assert lookup_option("mp12") is OPTIONS["mp"]
-    assert OPTIONS["net"].indexed and OPTIONS["net"].max_index == 31
+    assert OPTIONS["net"].indexed
+    assert OPTIONS["net"].max_index == 31
 
 
 @pytest.mark.parametrize("key", SETTABLE_KEYS)

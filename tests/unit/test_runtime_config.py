@@ -69,7 +69,8 @@ def test_detect_layout_from_kernel_tree(tmp_path):
     (hybrid / "memory").mkdir(parents=True)
     (hybrid / "memory/memory.memsw.limit_in_bytes").write_text("9223372036854771712\n")
     layout = detect_layout(hybrid)
-    assert not layout.unified and layout.has_memsw
+    assert not layout.unified
+    assert layout.has_memsw
 
 
 def test_generated_config(tmp_path):

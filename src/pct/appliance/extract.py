@@ -1,9 +1,9 @@
 """Unpack a template archive into a container's root directory.
 
-GNU tar does the unpacking: it refuses member names containing ``..``, strips
-leading ``/`` from member names, and extracts symlinks that point outside or
-upwards as placeholders replaced only at the end, so a later member cannot be
-written through them. For unprivileged containers tar runs inside a user
+GNU tar does the unpacking. It rejects member names containing ``..`` and
+strips leading ``/`` from member names. Symlinks that point outside or
+upwards are extracted as placeholders replaced only at the end, so a later
+member cannot be written through them. For unprivileged containers tar runs inside a user
 namespace mapped like the container, so owners land shifted into the
 container's id range and device nodes, which that namespace cannot create, are
 left out.

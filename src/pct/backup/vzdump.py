@@ -41,6 +41,7 @@ from pct.config.model import ContainerSettings, settings_from_config
 from pct.errors import ConfigError, LockError, ParameterError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
+from pct.runtime.freeze import frozen
 from pct.run import run
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
 from pct.runtime.mountpoints import mount_all
@@ -63,8 +64,8 @@ class BackupOptions:
     """The settings of one ``vzdump`` run, after ``vzdump.conf`` defaults were applied."""
 
     mode: str = "snapshot"
-    # True when nobody chose the mode: snapshot mode then falls back to
-    # suspend mode for a container whose volumes cannot be snapshotted.
+    # True when neither the command line nor vzdump.conf set the mode. Snapshot
+    # mode then falls back to suspend mode for volumes without snapshots.
     default_mode: bool = False
     compress: str = "0"
     zstd: int = 1
@@ -353,20 +354,6 @@ def _sync(view: Path, copy: Path, settings: ContainerSettings) -> None:
         relative = mount.mountpoint.strip("/")
         (copy / relative).mkdir(parents=True, exist_ok=True)
         run(_RSYNC + [f"{view / relative}/", f"{copy / relative}/"])
-
-
-@contextlib.contextmanager
-def frozen(paths: Paths, vmid: int) -> Iterator[None]:
-    """Freeze the running container's processes for the duration of the block."""
-    if not is_running(paths, vmid):
-        yield
-        return
-    run(["lxc-freeze", "-P", paths.lxc_path, "-n", str(vmid)])
-    try:
-        os.sync()
-        yield
-    finally:
-        run(["lxc-unfreeze", "-P", paths.lxc_path, "-n", str(vmid)])
 
 
 # -- snapshot ------------------------------------------------------------------------

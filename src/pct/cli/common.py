@@ -1,4 +1,4 @@
-"""What every command-line tool shares: option spelling, the error edge, output."""
+"""Parts shared by every command-line tool: option spelling, the error edge, output."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def normalise_argv(argv: list[str]) -> list[str]:
 
 
 def debug_enabled(argv: list[str], option_commands: frozenset[str] = frozenset()) -> bool:
-    """Return whether ``--debug`` (or ``PCT_DEBUG=1``) asks for debug output.
+    """Return whether ``--debug`` (or ``PCT_DEBUG=1``) requests debug output.
 
     In *option_commands* (``pct create``, ``pct set``) ``--debug`` after the
     command name is the container's ``debug`` option, not this flag.

@@ -2,7 +2,7 @@
 
 ``pct exec`` is run often and in loops, so it skips building the full
 argument parser when its arguments have the plain form
-``exec <vmid> -- <command> [args...]``; anything else goes to the full parser.
+``exec <vmid> -- <command> [args...]``. Anything else goes to the full parser.
 """
 
 from __future__ import annotations

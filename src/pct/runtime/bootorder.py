@@ -1,7 +1,7 @@
 """``pct startall`` and ``pct stopall``: boot and shutdown order from ``onboot`` and ``startup``.
 
 Containers start by ascending ``order`` (those without one last), each
-followed by its ``up`` delay; they stop in the reverse order, each given
+followed by its ``up`` delay. They stop in the reverse order, and each gets
 ``down`` seconds (60 by default) to shut down before it is stopped.
 """
 

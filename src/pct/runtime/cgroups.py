@@ -14,7 +14,7 @@ V1_MAX_SHARES = 262144
 
 @dataclass(frozen=True)
 class CgroupLayout:
-    """Which cgroup hierarchy the host uses, read from the mounted tree."""
+    """The cgroup hierarchy the host uses, read from the mounted tree."""
 
     unified: bool
     has_memsw: bool = False

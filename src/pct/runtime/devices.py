@@ -1,7 +1,7 @@
 """Pass host devices (``dev[n]``) into a container.
 
 Each device gets a node of its own below the container's LXC directory,
-with the owner and mode the config asks for, so the host's node keeps its
+with the owner and mode the config sets, so the host's node keeps its
 own. The node is bind-mounted at the same path inside the container, and the
 devices cgroup allows it (read-only with ``deny-write=1``).
 """

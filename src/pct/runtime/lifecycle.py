@@ -116,8 +116,8 @@ def check_startable(paths: Paths, settings) -> None:
 
 
 def _lxc_start(paths: Paths, vmid: int, debug: bool) -> None:
-    # With --debug the full LXC log goes where Proxmox VE's manual tells
-    # users to look for it: /tmp/lxc-<vmid>.log (below the root).
+    # With --debug the full LXC log goes where Proxmox VE's manual points
+    # users to: /tmp/lxc-<vmid>.log (below the root).
     log_file = paths.under_root(f"tmp/lxc-{vmid}.log") if debug else paths.lxc_dir(vmid) / "lxc.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     level = "DEBUG" if debug else "ERROR"

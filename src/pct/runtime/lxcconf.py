@@ -75,8 +75,8 @@ def _base_keys(settings, ostype: str | None) -> list[tuple[str, str]]:
         ("lxc.tty.max", str(settings.tty)),
         ("lxc.autodev", "1"),
         # LXC skips the cgroup mounts when the container could mount them
-        # itself; force them so that an init which does not (busybox, OpenRC)
-        # still sees its own limits under /sys/fs/cgroup.
+        # itself. Forcing them lets an init that does not (busybox, OpenRC)
+        # still read its own limits under /sys/fs/cgroup.
         ("lxc.mount.auto", "cgroup:mixed:force"),
     ]
     if not settings.console:

@@ -57,7 +57,7 @@ def unmount_all(paths: Paths, vmid: int) -> None:
 
 
 def _unmount(mount_point: str, attempts: int = 25) -> None:
-    """Unmount, retrying while a process that is exiting still holds the mount."""
+    """Unmount, retrying while a process that is exiting still uses the mount."""
     for attempt in range(attempts):
         try:
             run(["umount", mount_point])

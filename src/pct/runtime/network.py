@@ -47,9 +47,8 @@ def set_rate_limit(vmid: int, net, pid: int | None = None) -> None:
 
     Traffic to the guest leaves the host-side veth, so a token bucket there
     limits it. Traffic from the guest enters the host side and is policed
-    there; on a kernel without traffic classifiers it is shaped on the guest
-    side instead, inside the container's network namespace (*pid* is the
-    container's init).
+    there. On a kernel without traffic classifiers it is shaped on the guest
+    side instead, inside the network namespace of the init *pid*.
     """
     device = veth_name(vmid, net.index)
     if not os.path.exists(f"/sys/class/net/{device}"):

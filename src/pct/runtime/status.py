@@ -46,8 +46,8 @@ def container_status(paths: Paths, settings, verbose: bool = False) -> dict:
 def _usage_from_cgroup(paths: Paths, vmid: int) -> dict:
     """Return memory and CPU time used, read from the container's own cgroup.
 
-    LXC knows that cgroup; the init's own cgroup can be a child of it (systemd
-    moves PID 1 into init.scope), which would count only a part.
+    LXC returns that cgroup's values. The init's own cgroup can be a child of
+    it (systemd moves PID 1 into init.scope), which would count only a part.
     """
     usage = {}
     memory = _lxc_cgroup(paths, vmid, "memory.usage_in_bytes") or _lxc_cgroup(paths, vmid, "memory.current")
