@@ -30,6 +30,7 @@ if os.geteuid() != 0:
     pytest.skip("integration tests need root", allow_module_level=True)
 
 _vmids = itertools.count(20000 + (os.getpid() % 400) * 100)
+_allocated_vmids: set[int] = set()
 _bridges = itertools.count(0)
 
 
@@ -49,6 +50,7 @@ class Host:
     def new_vmid(self) -> int:
         vmid = next(_vmids)
         self.vmids.append(vmid)
+        _allocated_vmids.add(vmid)
         return vmid
 
     def pct(self, *args: str, check: bool = True, timeout: float = 300, input: str | None = None,
@@ -159,6 +161,16 @@ def _test_bridges() -> list[str]:
     return [name for name in os.listdir("/sys/class/net") if name.startswith(BRIDGE_PREFIX)]
 
 
+def _test_veths() -> list[str]:
+    """Return host-side veths (veth<vmid>i<n>) of containers this run created."""
+    found = []
+    for name in os.listdir("/sys/class/net"):
+        vmid = name[4:].split("i", 1)[0]
+        if name.startswith("veth") and vmid.isdigit() and int(vmid) in _allocated_vmids:
+            found.append(name)
+    return found
+
+
 def _test_loop_devices() -> list[str]:
     result = subprocess.run(["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True, text=True)
     return [line for line in result.stdout.splitlines() if str(TEST_BASE) in line]
@@ -177,6 +189,7 @@ def leak_check():
         "mounts": _mounts_below(TEST_BASE) if TEST_BASE.exists() else [],
         "loop devices": _test_loop_devices(),
         "bridges": _test_bridges(),
+        "veths": _test_veths(),
     }
     leaked = {kind: items for kind, items in leaks.items() if items}
     assert not leaked, f"integration tests left resources behind: {leaked}"

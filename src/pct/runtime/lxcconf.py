@@ -140,14 +140,19 @@ def post_stop_hook(rootfs: Path, vmid: int, hookscript: Path | None = None) -> s
 
     LXC runs it in the host's mount namespace once the container has stopped,
     however it stopped. Loop devices are attached with autoclear, so the
-    unmount detaches them. A shell script keeps ``pct stop`` from waiting for a
-    second Python interpreter to start.
+    unmount detaches them. The host side of a veth normally goes with the
+    container's network namespace, but one can outlive it (seen after a
+    rate-limited transfer), so the script removes any that are left. A shell
+    script keeps ``pct stop`` from waiting for a second Python interpreter.
     """
     lines = [
         "#!/bin/sh",
         "# Written by pct at each start: unmount the volumes of a stopped container.",
         '[ "$LXC_TARGET" = reboot ] && exit 0',
         f"umount --recursive {shlex.quote(str(rootfs))} 2>/dev/null",
+        f'for link in /sys/class/net/{veth_name(vmid, 0)[:-1]}*; do',
+        '    [ -e "$link" ] && ip link del "${link##*/}" 2>/dev/null',
+        "done",
     ]
     if hookscript is not None:
         lines.append(f"{shlex.quote(str(hookscript))} {vmid} post-stop")
