@@ -40,11 +40,23 @@ fi
 
 # lxcfs gives each container its own /proc/meminfo, /proc/cpuinfo and uptime;
 # LXC's mount hook uses it whenever /var/lib/lxcfs is mounted.
+# A lxcfs that died leaves its FUSE mount behind, and every stat of it then
+# fails with "Transport endpoint is not connected": detach such a mount first.
+if findmnt -n /var/lib/lxcfs >/dev/null 2>&1 && ! stat /var/lib/lxcfs >/dev/null 2>&1; then
+    umount -l /var/lib/lxcfs
+fi
 if ! mountpoint -q /var/lib/lxcfs; then
     if [ -d /run/systemd/system ]; then
         systemctl start lxcfs
     else
+        # Debian's lxcfs stays in the foreground: detach it from this
+        # script and its output, then wait for its mount.
         mkdir -p /var/lib/lxcfs
-        lxcfs --enable-cfs /var/lib/lxcfs >/dev/null 2>&1
+        setsid lxcfs --enable-cfs /var/lib/lxcfs </dev/null >/dev/null 2>&1 &
+        for _ in $(seq 50); do
+            mountpoint -q /var/lib/lxcfs && break
+            sleep 0.1
+        done
+        mountpoint -q /var/lib/lxcfs || echo "install.sh: lxcfs did not mount; containers see the host's /proc values" >&2
     fi
 fi
