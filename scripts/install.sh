@@ -41,7 +41,7 @@ fi
 # lxcfs gives each container its own /proc/meminfo, /proc/cpuinfo and uptime;
 # LXC's mount hook uses it whenever /var/lib/lxcfs is mounted.
 # A lxcfs that died leaves its FUSE mount behind, and every stat of it then
-# fails with "Transport endpoint is not connected": detach such a mount first.
+# fails with "Transport endpoint is not connected", so detach such a mount first.
 if findmnt -n /var/lib/lxcfs >/dev/null 2>&1 && ! stat /var/lib/lxcfs >/dev/null 2>&1; then
     umount -l /var/lib/lxcfs
 fi
@@ -49,7 +49,7 @@ if ! mountpoint -q /var/lib/lxcfs; then
     if [ -d /run/systemd/system ]; then
         systemctl start lxcfs
     else
-        # Debian's lxcfs stays in the foreground: detach it from this
+        # Debian's lxcfs stays in the foreground, so detach it from this
         # script and its output, then wait for its mount.
         mkdir -p /var/lib/lxcfs
         setsid lxcfs --enable-cfs /var/lib/lxcfs </dev/null >/dev/null 2>&1 &
