@@ -24,6 +24,7 @@ from pct.locks import config_lock
 from pct.paths import Paths
 from pct.guest.credentials import start_host_key_generation
 from pct.runtime.guestprep import prepare_guest
+from pct.runtime.fsoptions import check_quota_setting
 from pct.runtime.idmap import check_subid_ranges
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
 from pct.runtime.mountpoints import mount_all
@@ -136,6 +137,7 @@ def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, tem
     progress.log(f"allocating root volume: {config.main.get('rootfs')}")
     for key in ["rootfs"] + [key for key in config.main.keys() if re.fullmatch(r"mp\d+", key)]:
         config.main.set(key, allocate_if_requested(paths, vmid, key, config.main.get(key), unprivileged, undo))
+        check_quota_setting(paths, vmid, key, config.main.get(key))
     write_config(paths, vmid, config)
 
     settings = settings_from_config(config, vmid)

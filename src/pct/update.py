@@ -103,13 +103,20 @@ def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[st
 
 def _allocate_volumes(paths: Paths, vmid: int, config: ContainerConfig, changes: dict[str, str],
                       undo: list) -> None:
-    """Allocate the volumes that ``mp[n]: STORAGE:SIZE`` values request, in place in *changes*."""
+    """Allocate the volumes that ``mp[n]: STORAGE:SIZE`` values request, in place in *changes*.
+
+    Each new ``rootfs`` or ``mp[n]`` value is then checked for options its
+    volume cannot take, such as ``quota=1`` on a directory.
+    """
     from pct.container import allocate_if_requested
+    from pct.runtime.fsoptions import check_quota_setting
 
     unprivileged = config.main.get("unprivileged") == "1"
     for key in list(changes):
         if re.fullmatch(r"mp\d+", key):
             changes[key] = allocate_if_requested(paths, vmid, key, changes[key], unprivileged, undo)
+        if key == "rootfs" or re.fullmatch(r"mp\d+", key):
+            check_quota_setting(paths, vmid, key, changes[key])
 
 
 def _load_checked(paths: Paths, vmid: int, digest: str | None) -> ContainerConfig:

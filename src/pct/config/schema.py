@@ -101,11 +101,12 @@ def _mount_keys(with_mount_point: bool) -> dict[str, PropKey]:
     if with_mount_point:
         keys["mp"] = PropKey("string", required=True, check=checks.check_mount_target, kind="path",
                              description="Path of the mount point inside the container")
-    keys["acl"] = PropKey("boolean", description="Enable or disable POSIX ACLs")
+    keys["acl"] = PropKey("boolean", description="Mount an ext4 image or a device with (1) or without (0) POSIX ACLs; "
+                         "unset keeps the file system default")
     if with_mount_point:
         keys["backup"] = PropKey("boolean", description="Include the volume in backups")
     keys["mountoptions"] = PropKey("list", choices=MOUNT_OPTIONS, description="Extra mount options")
-    keys["quota"] = PropKey("boolean", description="Enable user quotas inside the container")
+    keys["quota"] = PropKey("boolean", description="Turn on user and group quotas (ext4 image volumes only)")
     keys["replicate"] = PropKey("boolean", description="Include the volume in replication")
     keys["ro"] = PropKey("boolean", description="Mount read-only")
     keys["shared"] = PropKey("boolean", description="The volume is on storage shared between nodes")

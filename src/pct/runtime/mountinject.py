@@ -54,7 +54,11 @@ def inject_mount(paths: Paths, vmid: int, pid: int, mount, uid_base: int) -> Non
     staging = paths.lxc_dir(vmid) / "hotplug"
     staging.mkdir(parents=True, exist_ok=True)
     staged = dataclasses.replace(mount, mountpoint=f"/{mount.key}")
-    mount_one(paths, vmid, staged, staging, 0)
+    try:
+        mount_one(paths, vmid, staged, staging, 0)
+    except BaseException:
+        _remove_empty(staging / mount.key, staging)
+        raise
     try:
         tree_fd = _open_tree(str(staging / mount.key))
     finally:
@@ -64,6 +68,15 @@ def inject_mount(paths: Paths, vmid: int, pid: int, mount, uid_base: int) -> Non
         _attach_in_namespace(pid, tree_fd, mount, uid_base, vmid)
     finally:
         os.close(tree_fd)
+
+
+def _remove_empty(*directories) -> None:
+    """Remove *directories* that are empty; one that is still a mount point stays (rmdir fails)."""
+    for directory in directories:
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
 
 
 def _attach_in_namespace(pid: int, tree_fd: int, mount, uid_base: int, vmid: int) -> None:

@@ -12,29 +12,26 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import stat
 from pathlib import Path
 from typing import Iterator
 
-from pct.errors import PctError
+from pct.errors import CommandError, PctError
 from pct.paths import Paths
 from pct.run import run
+from pct.runtime.fsoptions import (
+    check_noacl_failure,
+    check_quota_support,
+    enable_quotas,
+    filesystem_options,
+    mount_kind,
+    wants_quotas,
+)
 from pct.storage import get_storage, parse_volume_id
 
 # Host directories that a bind mount would expose the whole system through.
 SYSTEM_DIRECTORIES = frozenset({"/", "/etc", "/var", "/usr", "/proc", "/sys", "/dev", "/boot", "/root",
                                 "/bin", "/sbin", "/lib", "/lib64", "/run"})
 _SAFE_OPTIONS = {"noatime", "nodev", "noexec", "nosuid", "discard", "lazytime"}
-
-
-def mount_kind(volume: str) -> str:
-    """Return ``bind``, ``device`` or ``volume`` for the volume of a mount point."""
-    if not volume.startswith("/"):
-        return "volume"
-    try:
-        return "device" if stat.S_ISBLK(os.stat(volume).st_mode) else "bind"
-    except OSError:
-        return "bind"
 
 
 def mount_points_in_order(settings) -> list:
@@ -58,23 +55,51 @@ def mount_all(paths: Paths, settings, rootfs: Path, uid_base: int, volumes_only:
 
 
 def mount_one(paths: Paths, vmid: int, mount, rootfs: Path, uid_base: int) -> None:
+    """Mount *mount* at its mount point below *rootfs*, with its ``acl`` and ``quota`` applied."""
+    kind = mount_kind(mount.volume)
+    check_quota_support(paths, vmid, mount, kind)
     options = _mount_options(mount, vmid)
     with open_target(rootfs, mount.mountpoint, uid_base, vmid, mount.key) as target_fd:
         target = f"/proc/self/fd/{target_fd}"
-        kind = mount_kind(mount.volume)
-        if kind == "volume":
-            storage_id, volname = parse_volume_id(mount.volume)
-            get_storage(paths, storage_id).mount_volume(volname, target, read_only=mount.ro,
-                                                        options=options, pass_fds=(target_fd,))
-        elif kind == "bind":
-            check_bind_source(mount, vmid)
-            run(["mount", "--bind", mount.volume, target], pass_fds=(target_fd,))
-            if mount.ro or options:
-                flags = ",".join(["remount", "bind", "ro" if mount.ro else "rw"] + options)
-                run(["mount", "-o", flags, target], pass_fds=(target_fd,))
+        if kind == "bind":
+            _mount_bind(mount, vmid, target, target_fd, options)
         else:
-            flags = ",".join(["ro" if mount.ro else "rw"] + options)
-            run(["mount", "-o", flags, mount.volume, target], pass_fds=(target_fd,))
+            options += filesystem_options(paths, mount, kind)
+            try:
+                _mount_file_system(paths, mount, kind, target, target_fd, options)
+            except CommandError as exc:
+                check_noacl_failure(exc, options, vmid, mount.key)
+                raise
+        if wants_quotas(mount):
+            # The opened directory is now covered by the mount, so its path is the mount point's.
+            _enable_or_unmount(os.readlink(target), vmid, mount.key)
+
+
+def _mount_bind(mount, vmid: int, target: str, target_fd: int, options: list[str]) -> None:
+    check_bind_source(mount, vmid)
+    run(["mount", "--bind", mount.volume, target], pass_fds=(target_fd,))
+    if mount.ro or options:
+        flags = ",".join(["remount", "bind", "ro" if mount.ro else "rw"] + options)
+        run(["mount", "-o", flags, target], pass_fds=(target_fd,))
+
+
+def _mount_file_system(paths: Paths, mount, kind: str, target: str, target_fd: int, options: list[str]) -> None:
+    """Mount a storage volume or a device at *target*."""
+    if kind == "volume":
+        storage_id, volname = parse_volume_id(mount.volume)
+        get_storage(paths, storage_id).mount_volume(volname, target, read_only=mount.ro,
+                                                    options=options, pass_fds=(target_fd,))
+    else:
+        flags = ",".join(["ro" if mount.ro else "rw"] + options)
+        run(["mount", "-o", flags, mount.volume, target], pass_fds=(target_fd,))
+
+
+def _enable_or_unmount(mount_path: str, vmid: int, key: str) -> None:
+    try:
+        enable_quotas(mount_path, vmid, key)
+    except PctError:
+        run(["umount", mount_path])
+        raise
 
 
 def _mount_options(mount, vmid: int) -> list[str]:

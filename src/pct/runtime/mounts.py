@@ -6,9 +6,16 @@ import os
 import time
 from pathlib import Path
 
-from pct.errors import CommandError, StorageError
+from pct.errors import CommandError, PctError, StorageError
 from pct.paths import Paths
 from pct.run import run
+from pct.runtime.fsoptions import (
+    check_noacl_failure,
+    check_quota_support,
+    enable_quotas,
+    filesystem_options,
+    wants_quotas,
+)
 from pct.storage import get_storage, parse_volume_id
 
 
@@ -35,8 +42,21 @@ def mount_rootfs(paths: Paths, settings) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     if is_mountpoint(target):
         return target
-    storage_id, volname = parse_volume_id(settings.rootfs.volume)
-    get_storage(paths, storage_id).mount_volume(volname, target, read_only=settings.rootfs.ro)
+    rootfs = settings.rootfs
+    check_quota_support(paths, settings.vmid, rootfs, "volume")
+    storage_id, volname = parse_volume_id(rootfs.volume)
+    options = filesystem_options(paths, rootfs, "volume")
+    try:
+        get_storage(paths, storage_id).mount_volume(volname, target, read_only=rootfs.ro, options=options)
+    except CommandError as exc:
+        check_noacl_failure(exc, options, settings.vmid, rootfs.key)
+        raise
+    if wants_quotas(rootfs):
+        try:
+            enable_quotas(os.path.realpath(target), settings.vmid, rootfs.key)
+        except PctError:
+            run(["umount", str(target)])
+            raise
     return target
 
 

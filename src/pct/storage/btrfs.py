@@ -40,6 +40,8 @@ class BtrfsStorage(DirStorage):
         "resize": frozenset({"raw", "subvol"}),
         "template": frozenset({"raw", "subvol"}),
         "rename": frozenset({"raw", "subvol"}),
+        "acl": frozenset({"raw"}),
+        "quota": frozenset({"raw"}),
     }
     sized_directories = True
 

@@ -66,6 +66,8 @@ class DirStorage(Storage):
         "resize": frozenset({"raw"}),
         "template": frozenset({"raw", "subvol"}),
         "rename": frozenset({"raw", "subvol"}),
+        "acl": frozenset({"raw"}),
+        "quota": frozenset({"raw"}),
     }
 
     # Whether a directory volume can have a size limit; plain directories cannot.

@@ -29,6 +29,8 @@ FEATURE_NAMES = {
     "resize": "resizing",
     "template": "converting to a template",
     "rename": "renaming",
+    "acl": "the acl mount option",
+    "quota": "user quotas",
 }
 
 
