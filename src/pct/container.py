@@ -27,7 +27,7 @@ from pct.runtime.guestprep import prepare_guest
 from pct.runtime.fsoptions import check_quota_setting
 from pct.runtime.idmap import check_subid_ranges
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
-from pct.runtime.mountpoints import mount_all
+from pct.runtime.mountpoints import check_new_bind_mounts, mount_all
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import is_running
 from pct.storage import get_storage, parse_volume_id
@@ -60,6 +60,8 @@ class CreateRequest:
     storage: str = "local"
     password: str | None = None
     ssh_public_keys: str | None = None
+    # Allow bind mounts of host system directories such as /etc.
+    force: bool = False
 
 
 def resolve_template(paths: Paths, template: str, vmid: int) -> Path:
@@ -119,6 +121,7 @@ def _initial_section(request: CreateRequest) -> Section:
         if key.startswith("net"):
             normalised = with_hwaddr(key, normalised)
         section.set(key, normalised)
+    check_new_bind_mounts(dict(section.entries), vmid, request.force)
     return section
 
 

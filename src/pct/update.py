@@ -20,6 +20,7 @@ from pct.errors import ConfigError, LockError, ParameterError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
 from pct.protection import check_disk_removal
+from pct.runtime.mountpoints import check_new_bind_mounts
 from pct.runtime.state import is_running
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class UpdateRequest:
     delete: list[str] = field(default_factory=list)
     revert: list[str] = field(default_factory=list)
     digest: str | None = None
+    # Allow bind mounts of host system directories such as /etc.
+    force: bool = False
 
 
 def validate_request(request: UpdateRequest, vmid: int) -> dict[str, str]:
@@ -57,6 +60,7 @@ def validate_request(request: UpdateRequest, vmid: int) -> dict[str, str]:
     for key in request.revert:
         if key in normalised or key in request.delete:
             raise ParameterError("revert", f"cannot revert and change '{key}' at the same time", vmid)
+    check_new_bind_mounts(normalised, vmid, request.force)
     return normalised
 
 

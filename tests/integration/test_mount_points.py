@@ -110,15 +110,47 @@ def test_planted_symlink_target_is_refused(host, busybox_template, tmp_path):
 
 def test_bind_mount_of_system_directory_refused(host, busybox_template):
     vmid = host.new_vmid()
+    message = f"CT {vmid}: mp0: bind mounting the host system directory '/etc' is not allowed without --force"
     result = host.pct("create", vmid, str(busybox_template), "--mp0", "/etc,mp=/hostetc", check=False)
-    assert "bind mounting the host directory '/etc' is not allowed" in result.stderr
+    assert result.returncode != 0
+    assert message in result.stderr
     assert not host.conf_path(vmid).exists()
     assert host.images() == []
 
     host.pct("create", vmid, str(busybox_template))
-    host.pct("set", vmid, "--mp0", "/etc,mp=/hostetc")
-    result = host.pct("start", vmid, check=False)
-    assert "bind mounting the host directory '/etc' is not allowed" in result.stderr
+    before = host.conf_text(vmid)
+    for source in ("/etc", "/var", "/"):
+        result = host.pct("set", vmid, "--mp0", f"{source},mp=/hostetc", check=False)
+        assert result.returncode != 0
+        assert "is not allowed without --force" in result.stderr
+        assert host.conf_text(vmid) == before
+
+    host.pct("start", vmid)
+    result = host.pct("set", vmid, "--mp1", "/usr,mp=/hostusr,ro=1", check=False)
+    assert "bind mounting the host system directory '/usr' is not allowed without --force" in result.stderr
+    assert host.conf_text(vmid) == before
+    assert " /hostusr " not in host.pct("exec", vmid, "--", "cat", "/proc/mounts").stdout
+
+
+def test_bind_mount_of_system_directory_forced(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--force", "--mp0", "/etc,mp=/hostetc,ro=1")
+    assert "mp0: /etc,mp=/hostetc,ro=1\n" in host.conf_text(vmid)
+
+    result = host.pct("start", vmid)
+    assert (f"CT {vmid}: mp0: bind-mounting the host system directory '/etc', which was added with --force"
+            in result.stderr)
+    hostname = open("/etc/hostname").read()
+    assert host.pct("exec", vmid, "--", "cat", "/hostetc/hostname").stdout == hostname
+    assert host.pct("exec", vmid, "--", "touch", "/hostetc/pct-test", check=False).returncode != 0
+    assert not os.path.exists("/etc/pct-test")
+
+    # Hot plug into the running container, forced too.
+    host.pct("set", vmid, "--force", "1", "--mp1", "/usr,mp=/hostusr,ro=1")
+    assert "mp1: /usr,mp=/hostusr,ro=1\n" in host.conf_text(vmid)
+    assert host.pct("exec", vmid, "--", "ls", "/hostusr/bin").returncode == 0
+
+    host.pct("stop", vmid)
     assert _mounts_below(host.root) == []
 
 

@@ -120,7 +120,13 @@ def _create_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--ssh-public-keys", metavar="FILE", help="file of public keys for root's authorized_keys")
     sub.add_argument("--start", nargs="?", const="1", default="0", choices=BOOLEAN_CHOICES,
                      help="start the container once it is created")
+    _force_argument(sub)
     _schema_options(sub)
+
+
+def _force_argument(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--force", nargs="?", const="1", default="0", choices=BOOLEAN_CHOICES,
+                     help="allow mp[n] bind mounts of host system directories (/, /etc, /var, /usr, ...)")
 
 
 def cmd_create(paths: Paths, args: argparse.Namespace) -> int:
@@ -136,7 +142,8 @@ def cmd_create(paths: Paths, args: argparse.Namespace) -> int:
         except OSError as exc:
             raise PctError(f"unable to read ssh public keys from '{args.ssh_public_keys}': {exc.strerror}") from exc
     request = CreateRequest(vmid=args.vmid, template=args.ostemplate, options=_collected_options(args),
-                            storage=args.storage, password=args.password, ssh_public_keys=keys)
+                            storage=args.storage, password=args.password, ssh_public_keys=keys,
+                            force=args.force in ("1", "yes", "on", "true"))
     create_container(paths, request)
     if args.start in ("1", "yes", "on", "true"):
         start_container(paths, args.vmid)
@@ -278,6 +285,7 @@ def _set_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--revert", action="append", default=[], metavar="KEY[,KEY...]",
                      help="drop the pending changes of these options")
     sub.add_argument("--digest", help="SHA1 of the config the change is based on; refuse if the file differs")
+    _force_argument(sub)
     _schema_options(sub)
 
 
@@ -289,7 +297,8 @@ def cmd_set(paths: Paths, args: argparse.Namespace) -> int:
     from pct.update import UpdateRequest, update_container
 
     request = UpdateRequest(changes=_collected_options(args), delete=_key_list(args.delete),
-                            revert=_key_list(args.revert), digest=args.digest)
+                            revert=_key_list(args.revert), digest=args.digest,
+                            force=args.force in ("1", "yes", "on", "true"))
     pending = update_container(paths, args.vmid, request)
     if pending:
         print(f"pending until the next start: {', '.join(pending)}", file=sys.stderr)

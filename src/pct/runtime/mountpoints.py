@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +29,8 @@ from pct.runtime.fsoptions import (
     wants_quotas,
 )
 from pct.storage import get_storage, parse_volume_id
+
+log = logging.getLogger(__name__)
 
 # Host directories that a bind mount would expose the whole system through.
 SYSTEM_DIRECTORIES = frozenset({"/", "/etc", "/var", "/usr", "/proc", "/sys", "/dev", "/boot", "/root",
@@ -77,6 +81,9 @@ def mount_one(paths: Paths, vmid: int, mount, rootfs: Path, uid_base: int) -> No
 
 def _mount_bind(mount, vmid: int, target: str, target_fd: int, options: list[str]) -> None:
     check_bind_source(mount, vmid)
+    if is_system_directory(mount.volume):
+        log.warning("CT %s: %s: bind-mounting the host system directory '%s', which was added with --force",
+                    vmid, mount.key, os.path.normpath(mount.volume))
     run(["mount", "--bind", mount.volume, target], pass_fds=(target_fd,))
     if mount.ro or options:
         flags = ",".join(["remount", "bind", "ro" if mount.ro else "rw"] + options)
@@ -113,16 +120,35 @@ def _mount_options(mount, vmid: int) -> list[str]:
 
 
 def check_bind_source(mount, vmid: int) -> None:
-    """Raise PctError unless the bind mount source is an existing, symlink-free, non-system path."""
+    """Raise PctError unless the bind mount source is an existing path without symlinks.
+
+    A host system directory passes, because ``pct set`` and ``pct create``
+    accept one only with ``--force`` (see ``check_new_bind_mounts``).
+    """
     source = os.path.normpath(mount.volume)
-    if source in SYSTEM_DIRECTORIES:
-        raise PctError(f"CT {vmid}: {mount.key}: bind mounting the host directory '{source}' is not allowed", vmid)
     if os.path.exists(source) and not os.path.isdir(source) and not os.path.isfile(source):
         raise PctError(f"CT {vmid}: {mount.key}: '{source}' is not a block device, a directory or a file", vmid)
     if not os.path.isdir(source) and not os.path.isfile(source):
         raise PctError(f"CT {vmid}: {mount.key}: bind mount source '{source}' does not exist", vmid)
     if os.path.realpath(source) != source:
         raise PctError(f"CT {vmid}: {mount.key}: bind mount source '{source}' contains a symlink", vmid)
+
+
+def check_new_bind_mounts(values: dict[str, str], vmid: int, force: bool) -> None:
+    """Raise PctError for a new ``mp[n]`` value that bind-mounts a host system directory, unless *force*."""
+    from pct.config.model import parse_mount
+
+    for key, value in values.items():
+        if not re.fullmatch(r"mp\d+", key):
+            continue
+        mount = parse_mount(key, value, vmid)
+        if not force and mount_kind(mount.volume) == "bind" and is_system_directory(mount.volume):
+            raise PctError(f"CT {vmid}: {key}: bind mounting the host system directory "
+                           f"'{os.path.normpath(mount.volume)}' is not allowed without --force", vmid)
+
+
+def is_system_directory(path: str) -> bool:
+    return os.path.normpath(path) in SYSTEM_DIRECTORIES
 
 
 @contextlib.contextmanager
