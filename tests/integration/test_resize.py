@@ -42,10 +42,14 @@ def test_grow_raw_image_online(host, btrfs, busybox_template):
         assert host.conf_text(vmid) == text
         assert (host.root / f"var/lib/vz/images/{vmid}/vm-{vmid}-disk-0.raw").stat().st_size == GIB
         assert guest_size_kib(host, vmid, "/") == before
+        assert host.pct("status", vmid).stdout == "status: running\n"
+        assert host.pct("exec", vmid, "--", "cat", "/kept").stdout == "kept\n"
+        host.pct("exec", vmid, "--", "sh", "-c", "echo still-writable > /after-failed-resize")
         host.pct("stop", vmid)
         host.pct("resize", vmid, "rootfs", "+1G")
         host.pct("start", vmid)
     else:
+        # NOTE: the development host lacks CAP_SYS_RESOURCE, so this online branch never ran there.
         host.pct("resize", vmid, "rootfs", "+1G")
     after = guest_size_kib(host, vmid, "/")
     assert after > before + 900 * 1024

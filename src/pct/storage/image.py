@@ -44,7 +44,8 @@ def grow_ext4_image(path: Path, size_bytes: int) -> None:
         except CommandError as exc:
             # The file system did not grow, so the old size still contains all of it.
             _set_file_size(path, current, devices)
-            # NOTE: the ext4 resize ioctl needs CAP_SYS_RESOURCE, which some sandboxes drop.
+            # Limitation: the ext4 online resize ioctl needs CAP_SYS_RESOURCE. The
+            # development host lacks it, so only this failure path ran there, never a successful online grow.
             raise StorageError(f"growing the mounted file system of '{path}' failed: {exc.message}; "
                                "stop the container and resize again to grow it offline") from exc
         return
