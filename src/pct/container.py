@@ -237,8 +237,11 @@ def destroy_container(paths: Paths, vmid: int, force: bool = False) -> None:
                 raise PctError(f"CT {vmid} is running - destroy failed", vmid)
             stop_container(paths, vmid)
 
+        volumes = _owned_volumes(config, vmid)
+        for volume in volumes:
+            _check_no_linked_clones(paths, volume, vmid)
         unmount_all(paths, vmid)
-        for volume in _owned_volumes(config, vmid):
+        for volume in volumes:
             _free(paths, volume, vmid)
         paths.conf(vmid).unlink()
         shutil.rmtree(paths.lxc_dir(vmid), ignore_errors=True)
@@ -259,12 +262,21 @@ def _owned_volumes(config: ContainerConfig, vmid: int) -> list[str]:
     return volumes
 
 
+def _check_no_linked_clones(paths: Paths, volume: str, vmid: int) -> None:
+    """Raise before anything is removed when a linked clone still uses the template volume *volume*."""
+    storage_id, volname = parse_volume_id(volume)
+    storage = get_storage(paths, storage_id)
+    if storage.owner_of(volname) == vmid and storage.linked_clones(volname):
+        clone = storage.linked_clones(volname)[0]
+        raise PctError(f"CT {vmid}: volume '{volume}' is the base of linked clone '{storage_id}:{clone}'; "
+                       "destroy the clone first", vmid)
+
+
 def _free(paths: Paths, volume: str, vmid: int) -> None:
     storage_id, volname = parse_volume_id(volume)
-    owner = volname.split("/", 1)[0]
-    if owner != str(vmid):
+    storage = get_storage(paths, storage_id)
+    if storage.owner_of(volname) != vmid:
         log.warning("CT %s: keeping volume '%s' of another owner", vmid, volume)
         return
-    storage = get_storage(paths, storage_id)
     if storage.volume_path(volname).exists():
         storage.free_volume(volname)

@@ -66,9 +66,9 @@ def _volumes_by_owner(paths: Paths, vmid: int | None) -> dict[int, list[str]]:
             log.warning("skipping storage '%s': %s", storage_id, exc.message)
             continue
         for volname in volnames:
-            owner = volname.split("/", 1)[0]
-            if owner.isdigit():
-                owners.setdefault(int(owner), []).append(f"{storage_id}:{volname}")
+            owner = storage.owner_of(volname)
+            if owner is not None:
+                owners.setdefault(owner, []).append(f"{storage_id}:{volname}")
     return owners
 
 

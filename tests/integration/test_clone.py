@@ -42,19 +42,53 @@ def test_template_and_linked_clone(host, btrfs, bridge, busybox_template):
     clone = host.new_vmid()
     host.pct("clone", vmid, clone, "--hostname", "copy", "--description", "a linked clone")
     cloned = host.conf_text(clone)
-    assert f"rootfs: btr:{clone}/subvol-{clone}-disk-0,size=1G\n" in cloned
-    assert f"mp0: btr:{clone}/subvol-{clone}-disk-1,mp=/data\n" in cloned
+    assert f"rootfs: btr:basevol-{vmid}-disk-0/subvol-{clone}-disk-0,size=1G\n" in cloned
+    assert f"mp0: btr:basevol-{vmid}-disk-1/subvol-{clone}-disk-1,mp=/data\n" in cloned
     assert "hostname: copy\n" in cloned
     assert "template" not in cloned
     assert cloned.startswith("# a linked clone\n")
     assert hwaddr(cloned) != hwaddr(text)
-    assert btrfs.qgroup_limit(f"images/{clone}/subvol-{clone}-disk-0") == 1024 ** 3
+    assert btrfs.qgroup_limit(f"images/{clone}/basevol-{vmid}-disk-0/subvol-{clone}-disk-0") == 1024 ** 3
 
     host.pct("start", clone)
     assert host.pct("exec", clone, "--", "cat", "/data/file").stdout == "from the template\n"
     host.pct("exec", clone, "--", "sh", "-c", "echo changed > /data/file")
     assert (btrfs.images(vmid) / f"basevol-{vmid}-disk-1/file").read_text() == "from the template\n"
     assert host.conf_text(vmid) == text
+
+
+def test_template_with_linked_clone_kept(host, btrfs, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--rootfs", "btr:1")
+    host.pct("template", vmid)
+    clone, full = host.new_vmid(), host.new_vmid()
+    host.pct("clone", vmid, clone)
+    host.pct("clone", vmid, full, "--full")
+    base, linked = f"btr:{vmid}/basevol-{vmid}-disk-0", f"btr:basevol-{vmid}-disk-0/subvol-{clone}-disk-0"
+    assert f"rootfs: {linked},size=1G\n" in host.conf_text(clone)
+    assert f"rootfs: btr:{full}/subvol-{full}-disk-0,size=1G\n" in host.conf_text(full)
+    assert linked.split(":", 1)[1] in host.pct("list", "btr", tool="pvesm").stdout
+    subvolumes, text = btrfs.subvolumes(), host.conf_text(vmid)
+
+    result = host.pct("destroy", vmid, check=False)
+    assert result.returncode != 0
+    assert (f"CT {vmid}: volume '{base}' is the base of linked clone '{linked}'; destroy the clone first"
+            in result.stderr)
+    result = host.pct("free", base, tool="pvesm", check=False)
+    assert result.returncode != 0
+    assert f"volume '{base}' is the base of linked clone '{linked}'; remove the clone first" in result.stderr
+    assert btrfs.subvolumes() == subvolumes
+    assert host.conf_text(vmid) == text
+
+    host.pct("start", clone)
+    assert host.pct("status", clone).stdout == "status: running\n"
+    host.pct("destroy", clone, "--force")
+    assert not host.conf_path(clone).exists()
+    assert not (btrfs.images(clone) / f"basevol-{vmid}-disk-0").exists()
+    host.pct("destroy", vmid)
+    assert not host.conf_path(vmid).exists()
+    assert not btrfs.images(vmid).exists()
+    host.pct("start", full)
 
 
 def test_full_clone_to_other_storage(host, btrfs, busybox_template):

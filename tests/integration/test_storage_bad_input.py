@@ -5,7 +5,7 @@ import pytest
 
 @pytest.mark.parametrize("source, message", [
     ("/dev/null", "'/dev/null' is not a block device, a directory or a file"),
-    ("/", "bind mounting the host directory '/' is not allowed"),
+    ("/", "bind mounting the host system directory '/' is not allowed without --force"),
 ])
 def test_mount_source_rejected_at_create(host, busybox_template, source, message):
     vmid = host.new_vmid()

@@ -30,7 +30,30 @@ def test_image_volname_parts(volname, expected):
     assert image.volname() == volname
 
 
-@pytest.mark.parametrize("volname", ["100/vm-100-disk-0", "100/subvol-100-disk-0.raw", "../vm-1-disk-0.raw",
+@pytest.mark.parametrize("volname, owner, base, base_volname", [
+    ("basevol-100-disk-0/subvol-101-disk-0", 101, "basevol-100-disk-0", "100/basevol-100-disk-0"),
+    ("base-100-disk-1.raw/vm-102-disk-1.raw", 102, "base-100-disk-1.raw", "100/base-100-disk-1.raw"),
+    ("101/subvol-101-disk-0", 101, None, None),
+])
+def test_linked_clone_volname_parts(volname, owner, base, base_volname):
+    image = parse_image_volname(volname)
+    assert image.owner == owner
+    assert image.base == base
+    assert image.base_volname == base_volname
+    assert image.volname() == volname
+
+
+def test_linked_clone_path_below_owner(tmp_path):
+    btrfs = storage(tmp_path, "btrfs")
+    assert btrfs.owner_of("basevol-100-disk-0/subvol-101-disk-0") == 101
+    assert btrfs.subvolume_dir("basevol-100-disk-0/subvol-101-disk-0") == \
+        tmp_path / "store/images/101/basevol-100-disk-0/subvol-101-disk-0"
+    assert btrfs.volume_path("base-100-disk-0.raw/vm-101-disk-0.raw") == \
+        tmp_path / "store/images/101/base-100-disk-0.raw/vm-101-disk-0/disk.raw"
+
+
+@pytest.mark.parametrize("volname", ["100/vm-100-disk-0", "vm-100-disk-0/subvol-101-disk-0",
+                                     "base-100-disk-0/subvol-101-disk-0", "100/subvol-100-disk-0.raw", "../vm-1-disk-0.raw",
                                      "100/vm-100-disk-x.raw", "vztmpl/a.tar.gz", "100/subvol-100-disk-0@snap"])
 def test_image_volname_rejected(volname):
     assert parse_image_volname(volname) is None

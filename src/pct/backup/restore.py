@@ -237,10 +237,10 @@ def _free_replaced_volumes(paths: Paths, vmid: int, old: ContainerConfig, new: C
 
 def _free_old_volume(paths: Paths, vmid: int, volid: str, progress: Task) -> None:
     storage_id, volname = parse_volume_id(volid)
-    if volname.split("/", 1)[0] != str(vmid):
-        return
     try:
         storage = get_storage(paths, storage_id)
+        if storage.owner_of(volname) != vmid:
+            return
         if storage.volume_path(volname).exists():
             storage.free_volume(volname)
             progress.log(f"removed volume '{volid}' of the replaced container")

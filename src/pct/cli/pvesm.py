@@ -170,6 +170,7 @@ def cmd_free(paths: Paths, args: argparse.Namespace) -> int:
     if not storage.volume_path(volname).exists():
         raise StorageError(f"volume '{args.volume}' does not exist")
     check_volume_free(paths, volname, args.volume)
+    storage.check_no_linked_clones(volname)
     users = volume_users(paths, args.volume)
     if users:
         raise PctError(f"volume '{args.volume}' is in use by {', '.join(users)}; detach it first")

@@ -10,9 +10,11 @@ Layout below ``<path>/images/<owner>/``:
 - ``base-``/``basevol-`` instead of ``vm-``/``subvol-``: a template's volume,
   set read-only.
 
-A linked clone is a writable snapshot of the template's subvolume. btrfs
-snapshots share extents but do not depend on their source, so the clone's
-volume name does not record its base and the template may be removed first.
+A linked clone of a template volume is a writable snapshot of it, named
+``<base volume>/<clone volume>`` (``basevol-100-disk-0/subvol-101-disk-0``)
+and kept in ``<path>/images/<clone vmid>/<base volume>/``. btrfs snapshots do
+not depend on their source, but the template volume is kept while a clone
+names it, as on storage types whose clones do depend on it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class BtrfsStorage(DirStorage):
     def subvolume_dir(self, volname: str) -> Path:
         """Return the subvolume that contains *volname* (for a raw image, the one around its file)."""
         image = self._parse(volname)
-        return self.base / "images" / str(image.owner) / f"{image.prefix}-{image.vmid}-disk-{image.disk}"
+        return self.image_dir_of(image) / f"{image.prefix}-{image.vmid}-disk-{image.disk}"
 
     def volume_path(self, volname: str) -> Path:
         image = parse_image_volname(volname)
@@ -77,15 +79,24 @@ class BtrfsStorage(DirStorage):
             owner_dir = images / owner
             if not owner_dir.is_dir():
                 continue
+            volumes += _volumes_in(owner_dir, owner)
             for name in sorted(os.listdir(owner_dir)):
-                if SNAPSHOT_SEPARATOR in name:
-                    continue
-                raw = f"{owner}/{name}.raw"
-                if parse_image_volname(raw) and (owner_dir / name / RAW_FILE).exists():
-                    volumes.append(raw)
-                elif parse_image_volname(f"{owner}/{name}"):
-                    volumes.append(f"{owner}/{name}")
+                if _is_base_directory(owner_dir / name):
+                    volumes += _volumes_in(owner_dir / name, name)
         return volumes
+
+    def linked_clones(self, volname: str) -> list[str]:
+        """Return the linked clones of the template volume *volname*, found in every owner's base directory."""
+        image = self._parse(volname)
+        images = self.base / "images"
+        if not image.is_base or not images.is_dir():
+            return []
+        clones = []
+        for owner in sorted(os.listdir(images)):
+            base_dir = images / owner / image.name
+            if base_dir.is_dir():
+                clones += _volumes_in(base_dir, image.name)
+        return clones
 
     # -- allocation --------------------------------------------------------------------
 
@@ -115,16 +126,24 @@ class BtrfsStorage(DirStorage):
         return image.volname()
 
     def free_volume(self, volname: str) -> None:
-        """Delete the volume's subvolume and every snapshot of it."""
+        """Delete the volume's subvolume and every snapshot of it.
+
+        A template volume that linked clones were made from is kept, and
+        StorageError names the first clone.
+        """
+        self.check_no_linked_clones(volname)
         directory = self.subvolume_dir(volname)
         for snapshot in self._snapshot_dirs(volname):
             _delete_subvolume(snapshot)
         if directory.exists():
             _delete_subvolume(directory)
-        try:
-            directory.parent.rmdir()
-        except OSError:
-            pass
+        for parent in (directory.parent, directory.parent.parent):
+            if parent == self.base / "images":
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def volume_size(self, volname: str) -> int:
         """Return the image size, or the subvolume's qgroup limit (0 when it has none)."""
@@ -184,7 +203,9 @@ class BtrfsStorage(DirStorage):
         image = self._parse(volname)
         source = self.subvolume_dir(volname) if snapshot is None else self.snapshot_dir(volname, snapshot)
         prefix = "vm" if image.format == "raw" else "subvol"
-        clone = ImageName(target_vmid, prefix, target_vmid, self._next_disk_number(target_vmid))
+        # The clone of a template volume records it, so removing the template can check for clones.
+        base = image.name if image.is_base else None
+        clone = ImageName(target_vmid, prefix, target_vmid, self._next_disk_number(target_vmid), base)
         target = self.subvolume_dir(clone.volname())
         target.parent.mkdir(parents=True, exist_ok=True)
 
@@ -251,6 +272,34 @@ class BtrfsStorage(DirStorage):
         if fstype != "btrfs":
             raise StorageError(f"storage '{self.storage_id}': path '{self.base}' is on {fstype}, "
                                "not on a btrfs file system")
+
+
+# The inode number of the root directory of every btrfs subvolume.
+SUBVOLUME_ROOT_INODE = 256
+
+
+def _is_subvolume(path: Path) -> bool:
+    return path.is_dir() and path.stat().st_ino == SUBVOLUME_ROOT_INODE
+
+
+def _is_base_directory(path: Path) -> bool:
+    """Return whether *path* is a plain directory that contains the linked clones of one template volume."""
+    probe = "vm-0-disk-0.raw" if path.name.endswith(".raw") else "subvol-0-disk-0"
+    return parse_image_volname(f"{path.name}/{probe}") is not None and path.is_dir() and not _is_subvolume(path)
+
+
+def _volumes_in(directory: Path, prefix: str) -> list[str]:
+    """Return the volume names (``<prefix>/<name>``) of the subvolumes in *directory*, snapshots left out."""
+    volumes = []
+    for name in sorted(os.listdir(directory)):
+        if SNAPSHOT_SEPARATOR in name or not _is_subvolume(directory / name):
+            continue
+        raw = f"{prefix}/{name}.raw"
+        if parse_image_volname(raw) and (directory / name / RAW_FILE).exists():
+            volumes.append(raw)
+        elif parse_image_volname(f"{prefix}/{name}") and not (directory / name / RAW_FILE).exists():
+            volumes.append(f"{prefix}/{name}")
+    return volumes
 
 
 def _create_subvolume(directory: Path) -> None:

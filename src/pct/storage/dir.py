@@ -17,8 +17,12 @@ UNPRIVILEGED_ROOT_ID = 100000
 
 # ``<owner>/<prefix>-<vmid>-disk-<n>[.raw]``: vm-/base- name raw images,
 # subvol-/basevol- name directory trees; base-/basevol- belong to templates.
+# A linked clone names its template volume in place of the owner:
+# ``<base volume>/<clone volume>``, as in ``basevol-100-disk-0/subvol-101-disk-0``.
 _IMAGE_VOLNAME = re.compile(
-    r"^(\d+)/(?:(vm|base)-(\d+)-disk-(\d+)\.raw|(subvol|basevol)-(\d+)-disk-(\d+))$")
+    r"^(?:(\d+)|(base-\d+-disk-\d+\.raw|basevol-\d+-disk-\d+))/"
+    r"(?:(vm|base)-(\d+)-disk-(\d+)\.raw|(subvol|basevol)-(\d+)-disk-(\d+))$")
+_BASE_VMID = re.compile(r"^base(?:vol)?-(\d+)-")
 _TEMPLATE_VOLNAME = re.compile(r"^vztmpl/([^/]+)$")
 _SNIPPET_VOLNAME = re.compile(r"^snippets/([^/]+)$")
 _BACKUP_NAME = re.compile(r"^vzdump-lxc-(\d+)-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar(\.gz|\.zst|\.lzo)?$")
@@ -33,6 +37,8 @@ class ImageName:
     prefix: str
     vmid: int
     disk: int
+    # The template volume a linked clone was made from, as ``basevol-100-disk-0``.
+    base: str | None = None
 
     @property
     def format(self) -> str:
@@ -42,9 +48,21 @@ class ImageName:
     def is_base(self) -> bool:
         return self.prefix in ("base", "basevol")
 
-    def volname(self) -> str:
+    @property
+    def name(self) -> str:
+        """Return the volume's own name, without owner or base: ``subvol-101-disk-0``."""
         suffix = ".raw" if self.format == "raw" else ""
-        return f"{self.owner}/{self.prefix}-{self.vmid}-disk-{self.disk}{suffix}"
+        return f"{self.prefix}-{self.vmid}-disk-{self.disk}{suffix}"
+
+    @property
+    def base_volname(self) -> str | None:
+        """Return the volume name of the template volume of a linked clone, or None."""
+        if self.base is None:
+            return None
+        return f"{_BASE_VMID.match(self.base).group(1)}/{self.base}"
+
+    def volname(self) -> str:
+        return f"{self.base or self.owner}/{self.name}"
 
 
 def parse_image_volname(volname: str) -> ImageName | None:
@@ -52,9 +70,14 @@ def parse_image_volname(volname: str) -> ImageName | None:
     match = _IMAGE_VOLNAME.match(volname)
     if not match:
         return None
-    if match.group(2):
-        return ImageName(int(match.group(1)), match.group(2), int(match.group(3)), int(match.group(4)))
-    return ImageName(int(match.group(1)), match.group(5), int(match.group(6)), int(match.group(7)))
+    owner_text, base = match.group(1), match.group(2)
+    if match.group(3):
+        prefix, vmid, disk = match.group(3), int(match.group(4)), int(match.group(5))
+    else:
+        prefix, vmid, disk = match.group(6), int(match.group(7)), int(match.group(8))
+    # A linked clone lives with the container it belongs to, which its own name gives.
+    owner = int(owner_text) if owner_text is not None else vmid
+    return ImageName(owner, prefix, vmid, disk, base)
 
 
 class DirStorage(Storage):
@@ -82,6 +105,15 @@ class DirStorage(Storage):
 
     def _image_dir(self, vmid: int) -> Path:
         return self.base / "images" / str(vmid)
+
+    def image_dir_of(self, image: ImageName) -> Path:
+        """Return the directory that contains the volume *image*: a linked clone's sits in a base directory."""
+        directory = self._image_dir(image.owner)
+        return directory / image.base if image.base else directory
+
+    def owner_of(self, volname: str) -> int | None:
+        image = parse_image_volname(volname)
+        return image.owner if image else None
 
     def _parse(self, volname: str) -> ImageName:
         image = parse_image_volname(volname)
@@ -148,8 +180,9 @@ class DirStorage(Storage):
             pass
 
     def volume_path(self, volname: str) -> Path:
-        if _IMAGE_VOLNAME.match(volname):
-            return self.base / "images" / volname
+        image = parse_image_volname(volname)
+        if image is not None:
+            return self.image_dir_of(image) / image.name
         template = _TEMPLATE_VOLNAME.match(volname)
         if template:
             return self.template_path(volname)

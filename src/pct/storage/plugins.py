@@ -98,6 +98,22 @@ class Storage:
                 f"{FEATURE_NAMES[feature]} is not available for volume '{self.storage_id}:{volname}' "
                 f"on storage '{self.storage_id}' (type {self.definition.type})", vmid)
 
+    def owner_of(self, volname: str) -> int | None:
+        """Return the id of the container that owns volume *volname*, or None for shared content."""
+        owner = volname.split("/", 1)[0]
+        return int(owner) if owner.isdigit() else None
+
+    def linked_clones(self, volname: str) -> list[str]:
+        """Return the volume names of linked clones made from the template volume *volname*."""
+        return []
+
+    def check_no_linked_clones(self, volname: str, vmid: int | None = None) -> None:
+        """Raise StorageError naming a linked clone of the template volume *volname*, if one exists."""
+        clones = self.linked_clones(volname)
+        if clones:
+            raise StorageError(f"volume '{self.storage_id}:{volname}' is the base of linked clone "
+                               f"'{self.storage_id}:{clones[0]}'; remove the clone first", vmid)
+
     def volume_format(self, volname: str) -> str:
         """Return ``raw`` for an image file, ``subvol`` for a directory tree."""
         raise self._unsupported("reading volume names")
