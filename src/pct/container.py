@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from pct.appliance.extract import detect_compression, extract_template
+from pct.config.checks import ALLOCATION_RE
 from pct.config.format import ContainerConfig, Section, load_config, write_config
 from pct.config.model import generate_hwaddr, parse_mount, parse_net, settings_from_config
 from pct.config.propstring import format_size
@@ -40,7 +41,6 @@ MIN_VMID = 100
 MAX_VMID = 999999999
 GIB = 1024 ** 3
 DEFAULT_ROOTFS_GIB = "4"
-_ALLOCATION = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*):(\d+(?:\.\d+)?)$")
 
 
 def check_vmid(vmid: int) -> None:
@@ -186,7 +186,7 @@ def allocate_if_requested(paths: Paths, vmid: int, key: str, value: str, unprivi
     unchanged; a missing storage volume is an error.
     """
     mount = parse_mount(key, value)
-    match = _ALLOCATION.match(mount.volume)
+    match = ALLOCATION_RE.match(mount.volume)
     if not match:
         if not mount.volume.startswith("/"):
             storage_id, volname = parse_volume_id(mount.volume)

@@ -13,6 +13,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from pct.config.checks import ALLOCATION_RE
 from pct.config.format import ContainerConfig, Section, config_digest, parse_config, write_config
 from pct.config.model import settings_from_config
 from pct.config.schema import check_deletable, check_settable, lookup_option, validate_option
@@ -48,6 +49,7 @@ def validate_request(request: UpdateRequest, vmid: int) -> dict[str, str]:
             raise ParameterError(key, "raw LXC keys cannot be set with 'pct set'; edit the config file", vmid)
         check_settable(key, vmid)
         normalised[key] = validate_option(key, value, vmid)
+    _check_rootfs_change(normalised.get("rootfs"), vmid)
 
     for key in request.delete + request.revert:
         if lookup_option(key) is None:
@@ -62,6 +64,16 @@ def validate_request(request: UpdateRequest, vmid: int) -> dict[str, str]:
             raise ParameterError("revert", f"cannot revert and change '{key}' at the same time", vmid)
     check_new_bind_mounts(normalised, vmid, request.force)
     return normalised
+
+
+def _check_rootfs_change(value: str | None, vmid: int) -> None:
+    """Reject ``rootfs: STORAGE:SIZE``, because a new empty root volume cannot boot."""
+    if value is None:
+        return
+    volume = value.split(",", 1)[0].removeprefix("volume=")
+    if ALLOCATION_RE.fullmatch(volume):
+        raise ParameterError("rootfs", f"'pct set' cannot allocate a new root volume ('{volume}'); use "
+                             "'pct resize' to grow it or 'pct move-volume' to move it", vmid)
 
 
 def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[str]:
@@ -197,7 +209,33 @@ def _set_value(config: ContainerConfig, key: str, value: str, vmid: int) -> None
     if key == "description":
         config.description = value
     else:
+        _keep_replaced_volume(config, key, value)
         config.main.set(key, value)
+
+
+def _volume_of(value: str) -> str:
+    return value.split(",", 1)[0].removeprefix("volume=")
+
+
+def _keep_replaced_volume(config: ContainerConfig, key: str, value: str) -> None:
+    """Swap volumes for a new ``rootfs`` or ``mp[n]`` value.
+
+    The storage volume that the value replaces stays attached as
+    ``unused[n]``, and an ``unused[n]`` entry of the volume that the value
+    attaches again is removed.
+    """
+    if not (key == "rootfs" or _is_mount_point(key)):
+        return
+    new_volume = _volume_of(value)
+    for unused_key in [name for name in config.main.keys() if re.fullmatch(r"unused\d+", name)]:
+        if _volume_of(config.main.get(unused_key)) == new_volume:
+            config.main.delete(unused_key)
+    old = config.main.get(key)
+    if old is None:
+        return
+    old_volume = _volume_of(old)
+    if not old_volume.startswith("/") and old_volume != new_volume:
+        config.main.set(_free_unused_key(config), old_volume)
 
 
 def _delete_value(config: ContainerConfig, key: str) -> str | None:
@@ -212,7 +250,7 @@ def _delete_value(config: ContainerConfig, key: str) -> str | None:
     config.main.delete(key)
     if not value:
         return None
-    volume = value.split(",", 1)[0].removeprefix("volume=")
+    volume = _volume_of(value)
     if re.fullmatch(r"mp\d+", key) and not volume.startswith("/"):
         config.main.set(_free_unused_key(config), volume)
     elif re.fullmatch(r"unused\d+", key):
@@ -309,6 +347,7 @@ def fold_pending(config: ContainerConfig) -> bool:
         if key == "description":
             config.description = value
         else:
+            _keep_replaced_volume(config, key, value)
             config.main.set(key, value)
     for key in _pending_deletes(config):
         _delete_value(config, key)

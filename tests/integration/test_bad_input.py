@@ -252,3 +252,36 @@ def test_killed_create_can_be_cleaned_up(host, debian_template):
     assert host.images() == []
     assert _mounts_below(host.root) == []
     assert _test_loop_devices() == []
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--unprivileged", "0"], "unprivileged: read-only option"),
+    (["--template", "1"], "template: read-only option: use 'pct template'"),
+    (["--delete", "unprivileged"], "unprivileged: read-only option"),
+    (["--rootfs", "local:1"], "'pct set' cannot allocate a new root volume ('local:1')"),
+])
+def test_set_refuses_creation_time_options(host, busybox_template, args, fragment):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template))
+    before = snapshot(host)
+
+    result = host.pct("set", vmid, *args, check=False)
+
+    assert_one_line_error(result, fragment)
+    assert snapshot(host) == before
+
+
+def test_set_rootfs_keeps_replaced_volume(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--mp0", "local:1,mp=/data")
+    text = host.conf_text(vmid)
+    old_root = text.split("rootfs: ", 1)[1].split(",", 1)[0]
+    data_volume = text.split("mp0: ", 1)[1].split(",", 1)[0]
+
+    host.pct("set", vmid, "--delete", "mp0")
+    host.pct("set", vmid, "--rootfs", f"{data_volume},size=1G")
+
+    text = host.conf_text(vmid)
+    assert f"rootfs: {data_volume},size=1G" in text
+    assert f"unused0: {old_root}" in text
+    assert "unused1" not in text

@@ -186,3 +186,21 @@ def test_xattrs_and_acls_survive_unprivileged(host, busybox_template):
     acl = subprocess.run(["getfacl", "-n", "-p", str(copy)], capture_output=True, text=True, check=True).stdout
     assert "user:101002:r--" in acl
     assert os.stat(copy).st_uid == 101000
+
+
+def test_restore_unique_and_start(host, busybox_template, bridge):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--net0", f"name=eth0,bridge={bridge.name},ip=dhcp")
+    archive = back_up(host, vmid)
+    original_mac = host.conf_text(vmid).split("hwaddr=", 1)[1][:17]
+
+    same, unique = host.new_vmid(), host.new_vmid()
+    host.pct("restore", same, str(archive))
+    host.pct("restore", unique, str(archive), "--unique", "--start", "1")
+
+    assert f"hwaddr={original_mac}" in host.conf_text(same)
+    assert f"hwaddr={original_mac}" not in host.conf_text(unique)
+    assert "hwaddr=" in host.conf_text(unique)
+    assert "startup:" not in host.conf_text(unique)
+    assert host.pct("status", same).stdout.strip() == "status: stopped"
+    assert host.pct("status", unique).stdout.strip() == "status: running"

@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from pct.cli.common import normalise_argv
 from pct.cli.pct import main
 
@@ -45,3 +47,30 @@ def test_help_unknown_command(capsys):
         return
     assert main(["help", "nope"]) == 1
     assert capsys.readouterr().err.startswith("no such command 'nope'")
+
+
+def test_abbreviated_option_is_rejected():
+    from pct.cli.pct import build_parser
+
+    parser = build_parser("set")
+    with pytest.raises(SystemExit) as excinfo:
+        parser.parse_args(["set", "800", "--mem", "300"])
+
+    assert excinfo.value.code == 2
+
+
+def test_restore_start_is_not_startup():
+    from pct.cli.pct import build_parser
+
+    args = build_parser("restore").parse_args(["restore", "812", "archive.tar.zst", "--start", "1"])
+
+    assert args.start == "1"
+    assert args.opt_startup is None
+
+
+def test_restore_unique_flag():
+    from pct.cli.pct import build_parser
+
+    args = build_parser("restore").parse_args(["restore", "812", "archive.tar.zst", "--unique"])
+
+    assert args.unique == "1"

@@ -38,12 +38,14 @@ SPEC_KEYS = [
 ]
 SETTABLE_KEYS = [
     "arch", "hostname", "memory", "swap", "cores", "cpulimit", "cpuunits", "net0", "net31",
-    "nameserver", "searchdomain", "ostype", "rootfs", "unprivileged", "onboot", "tty", "cmode",
-    "console", "description", "template", "tags", "protection", "mp0", "mp255", "dev0", "dev255",
+    "nameserver", "searchdomain", "ostype", "rootfs", "onboot", "tty", "cmode",
+    "console", "description", "tags", "protection", "mp0", "mp255", "dev0", "dev255",
     "unused0", "unused255", "features", "hookscript", "startup", "timezone", "debug",
 ]
 # Keys that pct writes itself.
 NOT_SETTABLE_KEYS = ["lock", "parent", "snaptime", "snapstate"]
+# Keys fixed at creation: a change would not match the files on disk.
+READ_ONLY_KEYS = ["unprivileged", "template"]
 HOTPLUG_KEYS = [
     "memory", "swap", "cores", "cpulimit", "cpuunits", "net0", "net31", "mp0", "mp255", "hostname",
     "nameserver", "searchdomain", "description", "tags", "onboot", "startup", "protection", "cmode",
@@ -78,7 +80,7 @@ def test_spec_keys_are_settable(key: str):
 
 
 def test_settable_lists_cover_every_option():
-    listed = {lookup_option(key).name for key in SETTABLE_KEYS + NOT_SETTABLE_KEYS}
+    listed = {lookup_option(key).name for key in SETTABLE_KEYS + NOT_SETTABLE_KEYS + READ_ONLY_KEYS}
 
     assert listed == set(OPTIONS)
 
@@ -94,6 +96,20 @@ def test_internal_keys_are_not_settable(key: str):
     )
     assert excinfo.value.key == key
     assert excinfo.value.vmid == 100
+
+
+@pytest.mark.parametrize(("key", "hint"), [("unprivileged", "pct restore --unprivileged"),
+                                         ("template", "use 'pct template'")])
+def test_read_only_keys_name_the_way(key: str, hint: str):
+    assert not is_settable(key)
+    with pytest.raises(ParameterError) as set_error:
+        check_settable(key, 100)
+    with pytest.raises(ParameterError) as delete_error:
+        check_deletable(key, 100)
+
+    assert str(set_error.value).startswith(f"{PREFIX}{key}: read-only option: ")
+    assert hint in str(set_error.value)
+    assert "read-only option" in str(delete_error.value)
 
 
 def test_check_settable_unknown_key():

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STORAGE = "local"
 _MOUNT_KEY = re.compile(r"rootfs|mp\d+")
+_NET_KEY = re.compile(r"net\d+")
 _VOLUME_KEY = re.compile(r"rootfs|mp\d+|unused\d+")
 # Keys of an archived config that a restored container does not take over.
 _DROPPED = ("lock", "parent", "snaptime", "snapstate")
@@ -59,6 +60,8 @@ class RestoreRequest:
     options: dict[str, str] = field(default_factory=dict)
     force: bool = False
     ignore_unpack_errors: bool = False
+    # Give every net[n] a new random MAC address instead of the archived one.
+    unique: bool = False
 
 
 def restore_container(paths: Paths, request: RestoreRequest) -> None:
@@ -121,9 +124,18 @@ def restored_section(stored: Section, request: RestoreRequest) -> Section:
             raise ParameterError(key, "property is not defined in schema", vmid)
         normalised = validate_option(key, value, vmid)
         section.set(key, with_hwaddr(key, normalised) if key.startswith("net") else normalised)
+    if request.unique:
+        for key in [key for key in section.keys() if _NET_KEY.fullmatch(key)]:
+            section.set(key, with_new_hwaddr(key, section.get(key)))
     if "rootfs" not in section:
         raise PctError(f"CT {vmid}: the archive's config has no rootfs; give one with --rootfs", vmid)
     return section
+
+
+def with_new_hwaddr(key: str, value: str) -> str:
+    """Return a ``net[n]`` value with its MAC address replaced by a new random one."""
+    parts = [part for part in value.split(",") if not part.startswith("hwaddr=")]
+    return with_hwaddr(key, ",".join(parts))
 
 
 def simple_mode_value(key: str, value: str, storage_id: str, vmid: int) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import re
 
+from pct.cli.common import BOOLEAN_CHOICES, BOOLEAN_TRUE
 from pct.paths import Paths
 
 _MOUNT_KEY = re.compile(r"rootfs|mp\d+")
-BOOLEAN_TRUE = ("1", "yes", "on", "true")
 
 
 def _restore_arguments(sub: argparse.ArgumentParser) -> None:
@@ -26,6 +26,10 @@ def _restore_arguments(sub: argparse.ArgumentParser) -> None:
                      help="replace an existing stopped container once the restored one is complete")
     sub.add_argument("--ignore-unpack-errors", nargs="?", const="1", default="0",
                      help="report files that cannot be unpacked as warnings instead of failing")
+    sub.add_argument("--start", nargs="?", const="1", default="0", choices=BOOLEAN_CHOICES,
+                     help="start the container once it is restored")
+    sub.add_argument("--unique", nargs="?", const="1", default="0", choices=BOOLEAN_CHOICES,
+                     help="give each network device a new random MAC address")
     group = sub.add_argument_group("container options (override the archive's config)")
     # --debug stays the tool's own flag here; the container's debug option is set with pct set.
     for option in OPTIONS.values():
@@ -52,8 +56,13 @@ def cmd_restore(paths: Paths, args: argparse.Namespace) -> int:
         options={key: value for key, value in overrides.items() if not _MOUNT_KEY.fullmatch(key)},
         force=args.force in BOOLEAN_TRUE,
         ignore_unpack_errors=args.ignore_unpack_errors in BOOLEAN_TRUE,
+        unique=args.unique in BOOLEAN_TRUE,
     )
     restore_container(paths, request)
+    if args.start in BOOLEAN_TRUE:
+        from pct.runtime.lifecycle import start_container
+
+        start_container(paths, args.vmid)
     return 0
 
 

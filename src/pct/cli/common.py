@@ -12,6 +12,10 @@ from pct.errors import PctError
 _SINGLE_DASH_LONG = re.compile(r"^-[A-Za-z][A-Za-z0-9_-]+(=.*)?$")
 OUTPUT_FORMATS = ("text", "json", "json-pretty")
 
+# The spellings of a boolean option value on the command line.
+BOOLEAN_TRUE = ("1", "yes", "on", "true")
+BOOLEAN_CHOICES = ("0", "1", "yes", "no", "on", "off", "true", "false")
+
 
 def normalise_argv(argv: list[str]) -> list[str]:
     """Accept ``-memory 512`` as ``--memory 512``; leave everything after ``--`` alone."""
@@ -83,6 +87,11 @@ def argument_parser(prog: str, description: str):
     import argparse
 
     class OneLineErrorParser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs):
+            # An abbreviated option would be taken for another one: --start for --startup.
+            kwargs["allow_abbrev"] = False
+            super().__init__(*args, **kwargs)
+
         def error(self, message: str):
             self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 

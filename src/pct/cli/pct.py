@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pct.cli.common import OUTPUT_FORMATS, argument_parser, print_output, run_tool
+from pct.cli.common import BOOLEAN_CHOICES, OUTPUT_FORMATS, argument_parser, print_output, run_tool
 from pct.cli.backup_commands import BACKUP_COMMANDS
 from pct.cli.volumes import VOLUME_COMMANDS
 from pct.paths import Paths
 
 # Commands that take the container options, where --debug is the config key.
 OPTION_COMMANDS = frozenset({"create", "set"})
-BOOLEAN_CHOICES = ("0", "1", "yes", "no", "on", "off", "true", "false")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from pct.cli.common import OUTPUT_FORMATS, print_output
+from pct.cli.common import BOOLEAN_CHOICES, OUTPUT_FORMATS, print_output
 from pct.paths import Paths
 
-_BOOLEAN_CHOICES = ("0", "1", "yes", "no", "on", "off", "true", "false")
 _TRUE = ("1", "yes", "on", "true")
 
 
@@ -20,7 +19,7 @@ def _vmid(sub: argparse.ArgumentParser) -> None:
 
 
 def _flag(sub: argparse.ArgumentParser, name: str, help_text: str) -> None:
-    sub.add_argument(name, nargs="?", const="1", default="0", choices=_BOOLEAN_CHOICES, help=help_text)
+    sub.add_argument(name, nargs="?", const="1", default="0", choices=BOOLEAN_CHOICES, help=help_text)
 
 
 # -- snapshots ------------------------------------------------------------------------
@@ -90,7 +89,7 @@ def cmd_template(paths: Paths, args: argparse.Namespace) -> int:
 def _clone_arguments(sub: argparse.ArgumentParser) -> None:
     _vmid(sub)
     sub.add_argument("newid", type=int, help="id of the new container")
-    sub.add_argument("--full", nargs="?", const="1", default=None, choices=_BOOLEAN_CHOICES,
+    sub.add_argument("--full", nargs="?", const="1", default=None, choices=BOOLEAN_CHOICES,
                      help="copy every volume (default: linked clone of a template where the storage "
                      "can, full copy otherwise)")
     sub.add_argument("--hostname", help="host name of the new container")

@@ -23,6 +23,8 @@ _TIMEZONE_RE = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
 _FSTYPE_RE = re.compile(r"[a-z0-9_]+")
 _MODE_RE = re.compile(r"0?[0-7]{3,4}")
 _LIST_SEPARATORS_RE = re.compile(r"[\s,;]+")
+# The allocation syntax of rootfs and mp[n]: STORAGE:SIZE_IN_GIB.
+ALLOCATION_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*):(\d+(?:\.\d+)?)$")
 _SIZE_ONLY_RE = re.compile(r"\d+(?:\.\d+)?")
 _SNIPPET_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 

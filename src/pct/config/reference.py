@@ -44,7 +44,7 @@ def _render_option(option: Option) -> str:
         lines.append(f"- Allowed: {allowed}")
     lines.append(f"- Default: {_default_text(option)}")
     lines.append(f"- Hot plug: {'yes' if option.hotplug else 'no'}")
-    lines.append(f"- Set with `pct set`: {'yes' if option.settable else 'no, pct manages it'}")
+    lines.append(f"- Set with `pct set`: {_settable_text(option)}")
     if option.delete_refusal:
         lines.append(f"- Removal with `pct set --delete`: rejected ({option.delete_refusal})")
     if option.format is not None:
@@ -52,6 +52,12 @@ def _render_option(option: Option) -> str:
         lines.extend(_render_format(option.format))
     lines.append("")
     return "\n".join(lines)
+
+
+def _settable_text(option: Option) -> str:
+    if option.settable:
+        return "yes"
+    return f"no ({option.set_refusal})" if option.set_refusal else "no, pct manages it"
 
 
 def _render_format(fmt: PropFormat) -> list[str]:

@@ -29,6 +29,9 @@ from pct.errors import ParameterError
 UNKNOWN_KEY_REASON = "property is not defined in schema and the schema does not allow additional properties"
 INTERNAL_DELETE_REASON = "option is managed by pct itself and cannot be removed with 'pct set'"
 NOT_SETTABLE_REASON = "option is managed by pct itself and cannot be changed with 'pct set'"
+UNPRIVILEGED_REASON = ("read-only option: the owners of the container's files follow it; back up and "
+                       "'pct restore --unprivileged 0|1' to change it")
+TEMPLATE_REASON = "read-only option: use 'pct template' to turn a container into a template"
 
 ARCHES = ("amd64", "i386", "arm64", "armhf", "riscv32", "riscv64")
 OSTYPES = ("alpine", "archlinux", "centos", "debian", "devuan", "fedora", "gentoo", "nixos",
@@ -48,8 +51,9 @@ class Option:
     declares the keys). An indexed option (``indexed=True``) is written as
     ``<name>0`` to ``<name><max_index>``. ``hotplug`` is True when a change
     applies to a running container at once; other changes wait in
-    ``[pve:pending]`` until the next start. ``delete_refusal``, when set, is
-    the reason ``pct set --delete`` rejects the key.
+    ``[pve:pending]`` until the next start. ``set_refusal`` and
+    ``delete_refusal``, when set, are the reasons ``pct set`` and ``pct set
+    --delete`` reject the key.
     """
 
     name: str
@@ -66,6 +70,7 @@ class Option:
     max_index: int = 0
     hotplug: bool = False
     settable: bool = True
+    set_refusal: str = ""
     delete_refusal: str = ""
 
     def normalise(self, value: str) -> str:
@@ -229,11 +234,14 @@ OPTIONS: dict[str, Option] = _declare(
     Option("swap", "integer", "Swap limit in MiB", default="512", minimum=0, hotplug=True),
     Option("tags", "string", "Tags separated by ';'", check=checks.check_tags, kind="tag list",
            hotplug=True),
-    Option("template", "boolean", "The container is a template", default="0"),
+    Option("template", "boolean", "The container is a template", default="0", settable=False,
+           set_refusal=TEMPLATE_REASON, delete_refusal=TEMPLATE_REASON),
     Option("timezone", "string", "Time zone of the container, or 'host'", check=checks.check_timezone,
            kind="time zone"),
     Option("tty", "integer", "Number of ttys", default="2", minimum=0, maximum=6),
-    Option("unprivileged", "boolean", "Map ids with a user namespace", default="0"),
+    Option("unprivileged", "boolean", "Map ids with a user namespace. A config without the key is "
+           "privileged; 'pct create' and 'pct restore' write 1 unless given --unprivileged 0", default="0",
+           settable=False, set_refusal=UNPRIVILEGED_REASON, delete_refusal=UNPRIVILEGED_REASON),
     Option("unused", "propstring", "Volume detached from the container", format=UNUSED_FORMAT,
            indexed=True, max_index=255),
     # Keys written by the tool itself, never by the user.
@@ -299,7 +307,7 @@ def check_settable(key: str, vmid: int | None = None) -> Option:
     if option is None:
         raise ParameterError(key, UNKNOWN_KEY_REASON, vmid)
     if not option.settable:
-        raise ParameterError(key, NOT_SETTABLE_REASON, vmid)
+        raise ParameterError(key, option.set_refusal or NOT_SETTABLE_REASON, vmid)
     return option
 
 
