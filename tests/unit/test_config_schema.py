@@ -47,6 +47,7 @@ NOT_SETTABLE_KEYS = ["lock", "parent", "snaptime", "snapstate"]
 HOTPLUG_KEYS = [
     "memory", "swap", "cores", "cpulimit", "cpuunits", "net0", "net31", "mp0", "mp255", "hostname",
     "nameserver", "searchdomain", "description", "tags", "onboot", "startup", "protection", "cmode",
+    "dev0", "dev255",
 ]
 
 
