@@ -32,7 +32,7 @@ def apply_limits(paths: Paths, old, new, layout: CgroupLayout | None = None) -> 
     cpuset = place(paths, new.vmid, new.cores) if cores_changed else None
     for name, value in limit_writes(old, new, layout, cpuset_override=cpuset):
         if name == "cpuset.cpus" and not cores_changed:
-            continue  # keep the CPUs the balancer chose at start
+            continue  # keep the CPUs the balancer chose
         set_cgroup(paths, new.vmid, name, value)
 
 

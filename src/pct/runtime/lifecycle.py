@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from pct.locks import config_lock
 from pct.paths import Paths
 from pct.run import run
 from pct.runtime.cgroups import detect_layout
-from pct.runtime.cpusets import place
+from pct.runtime.cpusets import place, rebalance_quietly
 from pct.runtime.devices import device_keys
 from pct.runtime.features import feature_warnings, seccomp_profile, seccomp_profile_path
 from pct.runtime.hookscript import call_hookscript, hookscript_path
@@ -68,14 +69,21 @@ def _prepare_and_start(paths: Paths, settings, rootfs: Path, debug: bool) -> Non
     if settings.unprivileged and not settings.features.get("keyctl"):
         seccomp_profile_path(paths, vmid).write_text(seccomp_profile())
     text = generate_lxc_config(settings, paths, layout, ostype, extra_keys, cpuset=place(paths, vmid, settings.cores))
-    write_lxc_config(paths, vmid, text, hookscript_path(paths, settings))
+    write_lxc_config(paths, vmid, text, hookscript_path(paths, settings), rebalance=_has_cpuset(settings))
     for notice in feature_warnings(settings) + security_notices(settings):
         log.warning("%s", notice)
     _lxc_start(paths, vmid, debug or settings.debug)
 
 
+def _has_cpuset(settings) -> bool:
+    """Return whether *settings* limit the container to fewer CPUs than the host has."""
+    return bool(settings.cores) and settings.cores < (os.cpu_count() or 1)
+
+
 def _after_start(paths: Paths, settings) -> None:
-    """Set traffic limits and run the post-start hook; a failure here is reported, not fatal."""
+    """Rebalance CPUs, set traffic limits and run the post-start hook. Failures here are reported, not fatal."""
+    if _has_cpuset(settings):
+        rebalance_quietly(paths)
     try:
         if any(net.rate for net in settings.nets):
             apply_rate_limits(settings, init_pid(paths, settings.vmid))
@@ -144,15 +152,17 @@ def _lxc_failure(log_file: Path) -> str | None:
 def stop_container(paths: Paths, vmid: int) -> None:
     """Stop the container at once, like pulling the plug."""
     _require_running(paths, vmid)
-    _pre_stop(paths, vmid)
+    settings = _pre_stop(paths, vmid)
     run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-k"], check=False)
     _wait_stopped(paths, vmid, timeout=30)
+    if _has_cpuset(settings):
+        rebalance_quietly(paths)
 
 
 def shutdown_container(paths: Paths, vmid: int, timeout: int = 60, force_stop: bool = False) -> None:
     """Ask the guest's init to power off; on timeout, stop it or raise."""
     _require_running(paths, vmid)
-    _pre_stop(paths, vmid)
+    settings = _pre_stop(paths, vmid)
     result = run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-t", str(timeout), "--nokill"],
                  check=False)
     if result.returncode != 0 and is_running(paths, vmid):
@@ -162,6 +172,8 @@ def shutdown_container(paths: Paths, vmid: int, timeout: int = 60, force_stop: b
         log.warning("CT %s: shutdown timed out after %s s, stopping it", vmid, timeout)
         run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-k"], check=False)
     _wait_stopped(paths, vmid, timeout=30)
+    if _has_cpuset(settings):
+        rebalance_quietly(paths)
 
 
 def reboot_container(paths: Paths, vmid: int, timeout: int = 60) -> None:
@@ -170,12 +182,14 @@ def reboot_container(paths: Paths, vmid: int, timeout: int = 60) -> None:
     start_container(paths, vmid)
 
 
-def _pre_stop(paths: Paths, vmid: int) -> None:
+def _pre_stop(paths: Paths, vmid: int):
+    """Run the pre-stop hook; return the settings of the stopping container."""
     settings = settings_from_config(load_config(paths, vmid), vmid)
     try:
         call_hookscript(paths, settings, "pre-stop")
     except PctError as exc:
         log.warning("%s", exc.message)
+    return settings
 
 
 def _require_running(paths: Paths, vmid: int) -> None:
