@@ -127,3 +127,22 @@ def test_hot_add_onto_guest_symlink_is_refused(host, busybox_template, loop_devi
     assert not mounted_in_guest(host, vmid, loop_device)
     assert not mounted_in_guest(host, vmid, "/etc/hostname")
     assert guest(host, vmid, "busybox", "readlink", loop_device).stdout.strip() == "/etc/hostname"
+
+
+def test_hot_add_reaches_guest_child_cgroup(host, busybox_template, loop_device):
+    # cgroup v1 does not pass an allow rule down to existing child cgroups,
+    # such as the slices systemd makes inside the container.
+    vmid = start(host, busybox_template, "0")
+    number = os.stat(loop_device).st_rdev
+    node = "/tmp/loop-node"
+    guest(host, vmid, "busybox", "mknod", node, "b", str(os.major(number)), str(os.minor(number)))
+    guest(host, vmid, "mkdir", "/sys/fs/cgroup/devices/child")
+    read_in_child = ("echo $$ > /sys/fs/cgroup/devices/child/cgroup.procs && "
+                     f"dd if={node} of=/dev/null bs=512 count=1")
+    assert guest(host, vmid, "sh", "-c", read_in_child, check=False).returncode != 0
+
+    host.pct("set", vmid, "--dev0", loop_device)
+    assert guest(host, vmid, "sh", "-c", read_in_child, check=False).returncode == 0
+
+    host.pct("set", vmid, "--delete", "dev0")
+    assert guest(host, vmid, "sh", "-c", read_in_child, check=False).returncode != 0

@@ -4,8 +4,9 @@ Hot plug does what a start does for a device: a private node below the
 container's LXC directory, a bind mount of it at the device path inside the
 container, and a devices cgroup rule. The rule goes through ``lxc-cgroup``:
 with cgroup v1 it writes ``devices.allow`` and ``devices.deny``, and with the
-unified v2 layout LXC (4.0 and later) turns the same request into an update of
-the container's BPF device program through its command socket.
+unified v2 layout LXC 5 turns the same request into an update of the
+container's BPF device program through its command socket (``cgfsng_set``
+in LXC's cgroups/cgfsng.c).
 
 NOTE: the v2 path is not exercised by the tests, because this project's test
 host runs the hybrid v1 layout.
@@ -14,9 +15,10 @@ The bind mount is made by a child process that joined the container's mount
 namespace. It resolves the device path without following symlinks, so a
 symlink the guest planted (``/dev/x -> /etc/shadow``) cannot redirect it.
 
-# Limitation: with cgroup v1 a rule is written to the container's own cgroup
-# only. Processes in child cgroups that the guest created before the hot plug
-# (systemd's slices) keep their old device list until the next start.
+With cgroup v1 an allow rule on the container's cgroup does not reach the
+child cgroups the guest already made (systemd's slices), so pct writes the
+rules to each of them too. A deny rule reaches them through the kernel.
+
 # Limitation: a process that opened the device before its removal keeps its
 # open file: the cgroup checks access at open(2), and the node is detached
 # lazily.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import stat
 from pathlib import Path
@@ -37,15 +40,17 @@ from pct.runtime.hotplug import set_cgroup
 from pct.runtime.mountinject import move_mount, open_tree, run_in_mount_namespace
 from pct.runtime.mountpoints import open_target
 
+V1_DEVICES_ROOT = Path("/sys/fs/cgroup/devices")
 MNT_DETACH = 0x2
 UMOUNT_NOFOLLOW = 0x8
 # Maximum nesting depth of lxc.include files searched for device rules.
 MAX_INCLUDE_DEPTH = 4
 
 _libc = ctypes.CDLL(None, use_errno=True)
+log = logging.getLogger(__name__)
 
 
-def add_device(paths: Paths, vmid: int, pid: int, device, uid_base: int) -> None:
+def add_device(paths: Paths, vmid: int, pid: int, device, uid_base: int, unified: bool) -> None:
     """Pass *device* into the running container whose init is *pid*."""
     info = host_device(device, vmid)
     directory = paths.lxc_dir(vmid) / "devices"
@@ -59,8 +64,7 @@ def add_device(paths: Paths, vmid: int, pid: int, device, uid_base: int) -> None
         raise PctError(f"CT {vmid}: {device.key}: unable to prepare the device node: {exc}", vmid) from exc
 
     try:
-        for name, rule in device_rules(device, info):
-            set_cgroup(paths, vmid, name, rule)
+        _write_rules(paths, vmid, pid, device_rules(device, info), unified)
         detail = run_in_mount_namespace(pid, lambda: _attach_node(tree_fd, device, uid_base, vmid))
     finally:
         os.close(tree_fd)
@@ -87,14 +91,56 @@ def remove_device(paths: Paths, vmid: int, pid: int, device, remaining, unified:
         set_cgroup(paths, vmid, "devices.deny", f"{number} rwm")
         own = {rule for _, rule in device_rules(device, info)}
         configured = configured_allow_rules(paths.lxc_config(vmid), unified)
-        for rule in rules_to_restore(number, configured, own):
-            set_cgroup(paths, vmid, "devices.allow", rule)
+        restore = [("devices.allow", rule) for rule in rules_to_restore(number, configured, own)]
         for other in remaining:
             other_info = _known_device(paths.lxc_dir(vmid) / "devices" / other.key, other.path)
             if other_info is not None and device_number(other_info) == number:
-                for name, rule in device_rules(other, other_info):
-                    set_cgroup(paths, vmid, name, rule)
+                restore += device_rules(other, other_info)
+        _write_rules(paths, vmid, pid, restore, unified)
     node.unlink(missing_ok=True)
+
+
+def _write_rules(paths: Paths, vmid: int, pid: int, rules: list[tuple[str, str]], unified: bool) -> None:
+    """Write devices cgroup rules to the container's cgroup and, with cgroup v1, to its child cgroups."""
+    for name, rule in rules:
+        set_cgroup(paths, vmid, name, rule)
+    if unified:
+        return
+    for child in v1_child_cgroups(pid, vmid):
+        for name, rule in rules:
+            try:
+                (child / name).write_text(rule)
+            except OSError as exc:  # a child cgroup the guest removed meanwhile
+                log.warning("CT %s: unable to write '%s' to %s: %s", vmid, rule, child / name, exc.strerror)
+
+
+def v1_child_cgroups(pid: int, vmid: int, devices_root: Path = V1_DEVICES_ROOT) -> list[Path]:
+    """Return the devices cgroups below the container's own, parents first.
+
+    The container's cgroup is the ``lxc.payload.<vmid>`` directory on the
+    path of its init in ``/proc/<pid>/cgroup``, which is where LXC 4.0 and
+    later put a container without ``lxc.cgroup.dir`` settings.
+    """
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "devices" not in controllers.split(","):
+            continue
+        parts = [part for part in path.split("/") if part]
+        marker = f"lxc.payload.{vmid}"
+        if marker not in parts:
+            return []
+        base = devices_root.joinpath(*parts[:parts.index(marker) + 1])
+        children = []
+        for directory, subdirectories, _ in os.walk(base):
+            subdirectories.sort()
+            if directory != str(base):
+                children.append(Path(directory))
+        return children
+    return []
 
 
 def _known_device(node: Path, host_path: str) -> os.stat_result | None:

@@ -75,12 +75,13 @@ def _apply_device(paths: Paths, old, new, key: str) -> None:
     pid = init_pid(paths, new.vmid)
     if pid is None:
         raise PctError(f"CT {new.vmid} not running", new.vmid)
+    unified = detect_layout().unified
     if before is not None:
         remaining = [device for device in new.devices if device.key != key]
-        remove_device(paths, new.vmid, pid, before, remaining, detect_layout().unified)
+        remove_device(paths, new.vmid, pid, before, remaining, unified)
     if after is not None:
         uid_base = UNPRIVILEGED_ID_MAP[0] if new.unprivileged else 0
-        add_device(paths, new.vmid, pid, after, uid_base)
+        add_device(paths, new.vmid, pid, after, uid_base, unified)
 
 
 def _nic(settings, index: int):
