@@ -16,13 +16,15 @@ from pct.run import run
 from pct.runtime.cgroups import detect_layout
 from pct.runtime.cpusets import place, rebalance_quietly
 from pct.runtime.devices import device_keys
-from pct.runtime.features import feature_warnings, seccomp_profile, seccomp_profile_path
+from pct.runtime.features import (feature_warnings, needs_seccomp_profile, seccomp_profile, seccomp_profile_path,
+                                  wants_mknod_proxy)
 from pct.runtime.hookscript import call_hookscript, hookscript_path
 from pct.runtime.network import apply_rate_limits, check_bridges
 from pct.runtime.security import security_notices
 from pct.runtime.guestprep import prepare_guest
 from pct.runtime.idmap import check_idmap, check_idmap_delegation, check_subid_ranges, raw_idmap
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP, generate_lxc_config, write_lxc_config
+from pct.runtime.mknodproxy import start_mknod_proxy
 from pct.runtime.mountpoints import mount_all
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import init_pid, is_running
@@ -66,8 +68,11 @@ def _prepare_and_start(paths: Paths, settings, rootfs: Path, debug: bool) -> Non
 
     paths.lxc_dir(vmid).mkdir(parents=True, exist_ok=True)
     extra_keys = device_keys(paths, settings, uid_base, layout.unified)
-    if settings.unprivileged and not settings.features.get("keyctl"):
-        seccomp_profile_path(paths, vmid).write_text(seccomp_profile())
+    if needs_seccomp_profile(settings):
+        profile = seccomp_profile(keyctl=bool(settings.features.get("keyctl")), mknod=wants_mknod_proxy(settings))
+        seccomp_profile_path(paths, vmid).write_text(profile)
+    if wants_mknod_proxy(settings):
+        extra_keys += start_mknod_proxy(paths, vmid)
     text = generate_lxc_config(settings, paths, layout, ostype, extra_keys, cpuset=place(paths, vmid, settings.cores))
     write_lxc_config(paths, vmid, text, hookscript_path(paths, settings), rebalance=_has_cpuset(settings))
     for notice in feature_warnings(settings) + security_notices(settings):
