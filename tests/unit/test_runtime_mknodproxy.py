@@ -127,3 +127,20 @@ def test_proxy_only_for_unprivileged_mknod():
     assert not wants_mknod_proxy(settings())
     assert needs_seccomp_profile(settings(keyctl=True, mknod=True))
     assert not needs_seccomp_profile(settings(keyctl=True))
+
+
+def test_log_is_rate_limited(caplog, monkeypatch):
+    from pct.runtime import mknodproxy
+
+    clock = [1000.0]
+    monkeypatch.setattr(mknodproxy.time, "monotonic", lambda: clock[0])
+    limited = mknodproxy._RateLimitedLog()
+    with caplog.at_level("INFO", logger="pct.runtime.mknodproxy"):
+        for number in range(mknodproxy.LOG_LINES_PER_WINDOW + 5):
+            limited(20, "line %d", number)
+        clock[0] += mknodproxy.LOG_WINDOW_SECONDS
+        limited(20, "after the window")
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == mknodproxy.LOG_LINES_PER_WINDOW + 2
+    assert messages[-2] == "5 further messages suppressed"
+    assert messages[-1] == "after the window"

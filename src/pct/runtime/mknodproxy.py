@@ -33,6 +33,7 @@ import socket
 import stat
 import struct
 import sys
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ SECCOMP_RULES = ("mknod notify [1,8192,SCMP_CMP_MASKED_EQ,61440]\n"
                  "mknodat notify [2,8192,SCMP_CMP_MASKED_EQ,61440]\n")
 
 # (mknod, mknodat) syscall numbers by audit architecture. None: no mknod.
+# Limitation: calls from other architectures (x32, arm, ppc64le, ...) are
+# failed with EPERM, as if the feature were off.
 SYSCALLS = {
     0xC000003E: (133, 259),  # AUDIT_ARCH_X86_64
     0x40000003: (14, 297),  # AUDIT_ARCH_I386
@@ -76,7 +79,36 @@ ACCEPT_TIMEOUT_SECONDS = 60
 SOCKET_DIRECTORY = Path("/run/pct-mknod")
 MAX_MESSAGE = HEADER.size + 512 + 64
 
+# The guest decides how often it calls mknod, so the log is rate-limited to
+# keep it from filling the host's disk.
+LOG_LINES_PER_WINDOW = 20
+LOG_WINDOW_SECONDS = 60
+
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _RateLimitedLog:
+    """Log at most LOG_LINES_PER_WINDOW lines per window and count the rest."""
+
+    def __init__(self):
+        self.window_start = time.monotonic()
+        self.lines = 0
+        self.suppressed = 0
+
+    def __call__(self, level: int, message: str, *args) -> None:
+        now = time.monotonic()
+        if now - self.window_start >= LOG_WINDOW_SECONDS:
+            if self.suppressed:
+                log.warning("%d further messages suppressed", self.suppressed)
+            self.window_start, self.lines, self.suppressed = now, 0, 0
+        if self.lines >= LOG_LINES_PER_WINDOW:
+            self.suppressed += 1
+            return
+        self.lines += 1
+        log.log(level, message, *args)
+
+
+_log_limited = _RateLimitedLog()
 
 
 class _CapHeader(ctypes.Structure):
@@ -244,13 +276,14 @@ def handle_request(data: bytes, fds: list[int], cookie: bytes) -> bytes:
     sent_cookie = data[len(data) - cookie_length:] if cookie_length else b""
     arguments = syscall_arguments(request)
     if len(fds) != 2 or sent_cookie != cookie or arguments is None:
-        log.warning("rejected a request with %d file descriptors, a %s cookie, syscall arguments %s",
-                    len(fds), "matching" if sent_cookie == cookie else "wrong", arguments)
+        _log_limited(logging.WARNING, "rejected a request with %d file descriptors, a %s cookie, "
+                     "syscall arguments %s", len(fds), "matching" if sent_cookie == cookie else "wrong", arguments)
         return encode_reply(header, request, request_id, -errno.EPERM)
 
     directory, address, mode, device = arguments
     if not device_allowed(mode, device):
-        log.info("denied mknod of mode %o device %d:%d", mode, os.major(device), os.minor(device))
+        _log_limited(logging.INFO, "denied mknod of mode %o device %d:%d", mode, os.major(device),
+                     os.minor(device))
         return encode_reply(header, request, request_id, -errno.EPERM)
     process_fd, memory_fd = fds
     try:
@@ -260,8 +293,8 @@ def handle_request(data: bytes, fds: list[int], cookie: bytes) -> bytes:
     if not path:
         return encode_reply(header, request, request_id, -errno.ENOENT)
     error = make_node_as_caller(process_fd, directory, path, mode, device)
-    log.info("mknod %r %o %d:%d for pid %d: %s", path, mode, os.major(device), os.minor(device),
-             REQUEST.unpack_from(request, 0)[1], os.strerror(-error) if error else "done")
+    _log_limited(logging.INFO, "mknod %r %o %d:%d for pid %d: %s", path, mode, os.major(device),
+                 os.minor(device), REQUEST.unpack_from(request, 0)[1], os.strerror(-error) if error else "done")
     return encode_reply(header, request, request_id, error)
 
 
@@ -289,7 +322,7 @@ def serve(connection: socket.socket, cookie: bytes) -> None:
         try:
             reply = handle_request(data, fds, cookie)
         except (ValueError, struct.error) as exc:
-            log.warning("malformed seccomp proxy message: %s", exc)
+            _log_limited(logging.WARNING, "malformed seccomp proxy message: %s", exc)
             return
         finally:
             for fd in fds:
@@ -312,7 +345,7 @@ def run_proxy(listener: socket.socket, cookie: bytes) -> None:
         with connection:
             connection.settimeout(None)
             if not _peer_is_root(connection):
-                log.warning("rejected a connection from a process not running as root")
+                _log_limited(logging.WARNING, "rejected a connection from a process not running as root")
                 continue
             serve(connection, cookie)
 
