@@ -80,6 +80,23 @@ def start(argv: Sequence[str]) -> subprocess.Popen:
         raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
 
 
+def spawn_detached(argv: Sequence[str], *, log_file: str | os.PathLike, pass_fds: Sequence[int] = ()) -> int:
+    """Start *argv* in a session of its own that outlives the caller; return its PID.
+
+    Its stdin is /dev/null and its output is appended to *log_file*. Nobody
+    waits for it, so it must end by itself.
+    """
+    argv = [str(a) for a in argv]
+    _debug("start detached: %s", shlex.join(argv))
+    with open(log_file, "ab") as log, open(os.devnull, "rb") as null:
+        try:
+            process = subprocess.Popen(argv, stdin=null, stdout=log, stderr=subprocess.STDOUT,
+                                       pass_fds=tuple(pass_fds), start_new_session=True)
+        except FileNotFoundError as exc:
+            raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+    return process.pid
+
+
 def spawn(argv: Sequence[str], *, stdin=None, stdout=None, cwd=None) -> subprocess.Popen:
     """Start *argv* as one stage of a binary pipeline; its stderr is captured as bytes.
 

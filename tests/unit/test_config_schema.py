@@ -49,6 +49,7 @@ READ_ONLY_KEYS = ["unprivileged", "template"]
 HOTPLUG_KEYS = [
     "memory", "swap", "cores", "cpulimit", "cpuunits", "net0", "net31", "mp0", "mp255", "hostname",
     "nameserver", "searchdomain", "description", "tags", "onboot", "startup", "protection", "cmode",
+    "dev0", "dev255",
 ]
 
 

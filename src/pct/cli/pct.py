@@ -413,9 +413,17 @@ def _report_order(result, verb: str) -> int:
     return 1 if result.failed else 0
 
 
-def cmd_cpusets(paths: Paths, args: argparse.Namespace) -> int:
-    from pct.runtime.cpusets import running_cpusets
+def _cpusets_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--rebalance", nargs="?", const="1", default="0", choices=BOOLEAN_CHOICES,
+                     help="first move running containers with 'cores' onto the least used CPUs "
+                          "(a pct extension)")
 
+
+def cmd_cpusets(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.runtime.cpusets import rebalance, running_cpusets
+
+    if args.rebalance in ("1", "yes", "on", "true"):
+        rebalance(paths)
     cpusets = running_cpusets(paths)
     if not cpusets:
         return 0
@@ -466,7 +474,7 @@ COMMANDS = {
     "console": ("attach to a container's console", cmd_console, _console_arguments),
     "startall": ("start the onboot containers in boot order", cmd_startall, None),
     "stopall": ("shut all running containers down in reverse boot order", cmd_stopall, _stopall_arguments),
-    "cpusets": ("show the CPUs of each running container", cmd_cpusets, None),
+    "cpusets": ("show the CPUs of each running container", cmd_cpusets, _cpusets_arguments),
     "help": ("show the options of a command", cmd_help, _help_arguments),
 }
 COMMANDS.update(VOLUME_COMMANDS)

@@ -206,7 +206,7 @@ OPTIONS: dict[str, Option] = _declare(
     Option("description", "string", "Free text shown as comments at the top of the config",
            check=checks.check_description, kind="description", hotplug=True),
     Option("dev", "propstring", "Device passed through to the container", format=DEV_FORMAT,
-           indexed=True, max_index=255),
+           indexed=True, max_index=255, hotplug=True),
     Option("features", "propstring", "Extra container features", format=FEATURES_FORMAT),
     Option("hookscript", "string", "Volume id of a script called at start and stop phases",
            check=checks.check_snippet_volume, kind="snippet volume id (storage:snippets/name)"),

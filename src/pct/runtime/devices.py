@@ -26,21 +26,32 @@ def device_keys(paths: Paths, settings, uid_base: int, unified: bool) -> list[tu
 
     keys = []
     for device in settings.devices:
-        info = _host_device(device, settings.vmid)
+        info = host_device(device, settings.vmid)
         node = directory / device.key
-        _make_node(node, info, device, uid_base)
-        kind = "b" if stat.S_ISBLK(info.st_mode) else "c"
-        number = f"{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}"
-        keys.append((f"{prefix}.devices.allow", f"{kind} {number} {'rm' if device.deny_write else 'rwm'}"))
-        if device.deny_write:
-            # Unprivileged containers have no deny-all rule to fall back on,
-            # so writing is denied explicitly.
-            keys.append((f"{prefix}.devices.deny", f"{kind} {number} w"))
+        make_node(node, info, device, uid_base)
+        keys += [(f"{prefix}.{name}", rule) for name, rule in device_rules(device, info)]
         keys.append(("lxc.mount.entry", f"{node} {device.path.lstrip('/')} none bind,create=file 0 0"))
     return keys
 
 
-def _host_device(device, vmid: int) -> os.stat_result:
+def device_number(info: os.stat_result) -> str:
+    """Return the devices cgroup form of a node's device: ``b 7:3`` or ``c 1:3``."""
+    kind = "b" if stat.S_ISBLK(info.st_mode) else "c"
+    return f"{kind} {os.major(info.st_rdev)}:{os.minor(info.st_rdev)}"
+
+
+def device_rules(device, info: os.stat_result) -> list[tuple[str, str]]:
+    """Return the devices cgroup writes, as (file, rule) pairs, that let the container use *device*."""
+    number = device_number(info)
+    rules = [("devices.allow", f"{number} {'rm' if device.deny_write else 'rwm'}")]
+    if device.deny_write:
+        # Unprivileged containers have no deny-all rule to fall back on,
+        # so writing is denied explicitly.
+        rules.append(("devices.deny", f"{number} w"))
+    return rules
+
+
+def host_device(device, vmid: int) -> os.stat_result:
     try:
         info = os.stat(device.path)
     except FileNotFoundError:
@@ -50,7 +61,7 @@ def _host_device(device, vmid: int) -> os.stat_result:
     return info
 
 
-def _make_node(node: Path, info: os.stat_result, device, uid_base: int) -> None:
+def make_node(node: Path, info: os.stat_result, device, uid_base: int) -> None:
     node.unlink(missing_ok=True)
     mode = int(device.mode, 8) if device.mode else stat.S_IMODE(info.st_mode)
     os.mknod(node, stat.S_IFMT(info.st_mode) | mode, info.st_rdev)

@@ -26,9 +26,20 @@ def feature_keys(settings, paths: Paths, unified: bool, apparmor: bool) -> list[
                  ("lxc.mount.entry", "/dev/fuse dev/fuse none bind,create=file,optional 0 0")]
     if features.get("force_rw_sys"):
         keys.append(("lxc.mount.auto", "sys:rw"))
-    if settings.unprivileged and not features.get("keyctl"):
+    if needs_seccomp_profile(settings):
         keys.append(("lxc.seccomp.profile", str(seccomp_profile_path(paths, settings.vmid))))
     return keys
+
+
+def needs_seccomp_profile(settings) -> bool:
+    """Return whether the container gets pct's seccomp profile instead of LXC's default one."""
+    features = settings.features
+    return settings.unprivileged and (not features.get("keyctl") or bool(features.get("mknod")))
+
+
+def wants_mknod_proxy(settings) -> bool:
+    """Return whether mknod calls of the container go to the mknod proxy (unprivileged and mknod=1)."""
+    return settings.unprivileged and bool(settings.features.get("mknod"))
 
 
 def _nesting_keys(apparmor: bool) -> list[tuple[str, str]]:
@@ -46,16 +57,23 @@ def seccomp_profile_path(paths: Paths, vmid: int) -> Path:
     return paths.lxc_dir(vmid) / SECCOMP_FILE
 
 
-def seccomp_profile(base: Path = LXC_SECCOMP) -> str:
-    """Return LXC's default seccomp policy plus a rule that fails keyctl with ENOSYS.
+def seccomp_profile(base: Path = LXC_SECCOMP, keyctl: bool = False, mknod: bool = False) -> str:
+    """Return LXC's default seccomp policy plus pct's rules.
 
-    Unprivileged containers get this unless ``keyctl=1``: the kernel keyring
+    Without *keyctl* the keyctl syscall fails with ENOSYS: the kernel keyring
     is not namespaced, and systemd falls back cleanly when keyctl is missing.
+    With *mknod* character device mknod calls go to the mknod proxy.
     """
+    from pct.runtime.mknodproxy import SECCOMP_RULES
+
     text = base.read_text()
     if not text.endswith("\n"):
         text += "\n"
-    return text + "keyctl errno 38\n"
+    if not keyctl:
+        text += "keyctl errno 38\n"
+    if mknod:
+        text += SECCOMP_RULES
+    return text
 
 
 def feature_warnings(settings) -> list[str]:
@@ -65,10 +83,6 @@ def feature_warnings(settings) -> list[str]:
     if features.get("nesting") and not settings.unprivileged:
         notices.append(f"CT {settings.vmid}: nesting in a privileged container gives it full access "
                        "to the host; prefer an unprivileged container")
-    # Limitation: mknod=1 needs a seccomp notification proxy that intercepts
-    # mknod; none exists yet, so unprivileged containers still cannot mknod.
-    if features.get("mknod") and settings.unprivileged:
-        notices.append(f"CT {settings.vmid}: features mknod=1 is not supported yet and has no effect")
     # Limitation: mount=... is enforced through AppArmor rules; without them
     # the kernel decides (privileged containers may mount, unprivileged ones
     # only file systems allowed in user namespaces).

@@ -32,8 +32,8 @@ def apply_limits(paths: Paths, old, new, layout: CgroupLayout | None = None) -> 
     cpuset = place(paths, new.vmid, new.cores) if cores_changed else None
     for name, value in limit_writes(old, new, layout, cpuset_override=cpuset):
         if name == "cpuset.cpus" and not cores_changed:
-            continue  # keep the CPUs the balancer chose at start
-        _set_cgroup(paths, new.vmid, name, value)
+            continue  # keep the CPUs the balancer chose
+        set_cgroup(paths, new.vmid, name, value)
 
 
 def limit_writes(old, new, layout: CgroupLayout, host_cpus: int | None = None,
@@ -69,7 +69,8 @@ def limit_writes(old, new, layout: CgroupLayout, host_cpus: int | None = None,
                             ("cpu.shares", str(shares)), ("cpuset.cpus", cpuset)]
 
 
-def _set_cgroup(paths: Paths, vmid: int, name: str, value: str) -> None:
+def set_cgroup(paths: Paths, vmid: int, name: str, value: str) -> None:
+    """Write *value* to the cgroup file *name* of the running container through ``lxc-cgroup``."""
     try:
         run(["lxc-cgroup", "-P", paths.lxc_path, "-n", str(vmid), "--", name, value])
     except CommandError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -13,15 +14,17 @@ from pct.locks import config_lock
 from pct.paths import Paths
 from pct.run import run
 from pct.runtime.cgroups import detect_layout
-from pct.runtime.cpusets import place
+from pct.runtime.cpusets import place, rebalance_quietly
 from pct.runtime.devices import device_keys
-from pct.runtime.features import feature_warnings, seccomp_profile, seccomp_profile_path
+from pct.runtime.features import (feature_warnings, needs_seccomp_profile, seccomp_profile, seccomp_profile_path,
+                                  wants_mknod_proxy)
 from pct.runtime.hookscript import call_hookscript, hookscript_path
 from pct.runtime.network import apply_rate_limits, check_bridges
 from pct.runtime.security import security_notices
 from pct.runtime.guestprep import prepare_guest
 from pct.runtime.idmap import check_idmap, check_idmap_delegation, check_subid_ranges, raw_idmap
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP, generate_lxc_config, write_lxc_config
+from pct.runtime.mknodproxy import start_mknod_proxy
 from pct.runtime.mountpoints import mount_all
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import init_pid, is_running
@@ -65,17 +68,27 @@ def _prepare_and_start(paths: Paths, settings, rootfs: Path, debug: bool) -> Non
 
     paths.lxc_dir(vmid).mkdir(parents=True, exist_ok=True)
     extra_keys = device_keys(paths, settings, uid_base, layout.unified)
-    if settings.unprivileged and not settings.features.get("keyctl"):
-        seccomp_profile_path(paths, vmid).write_text(seccomp_profile())
+    if needs_seccomp_profile(settings):
+        profile = seccomp_profile(keyctl=bool(settings.features.get("keyctl")), mknod=wants_mknod_proxy(settings))
+        seccomp_profile_path(paths, vmid).write_text(profile)
+    if wants_mknod_proxy(settings):
+        extra_keys += start_mknod_proxy(paths, vmid)
     text = generate_lxc_config(settings, paths, layout, ostype, extra_keys, cpuset=place(paths, vmid, settings.cores))
-    write_lxc_config(paths, vmid, text, hookscript_path(paths, settings))
+    write_lxc_config(paths, vmid, text, hookscript_path(paths, settings), rebalance=_has_cpuset(settings))
     for notice in feature_warnings(settings) + security_notices(settings):
         log.warning("%s", notice)
     _lxc_start(paths, vmid, debug or settings.debug)
 
 
+def _has_cpuset(settings) -> bool:
+    """Return whether *settings* limit the container to fewer CPUs than the host has."""
+    return bool(settings.cores) and settings.cores < (os.cpu_count() or 1)
+
+
 def _after_start(paths: Paths, settings) -> None:
-    """Set traffic limits and run the post-start hook; a failure here is reported, not fatal."""
+    """Rebalance CPUs, set traffic limits and run the post-start hook. Failures here are reported, not fatal."""
+    if _has_cpuset(settings):
+        rebalance_quietly(paths)
     try:
         if any(net.rate for net in settings.nets):
             apply_rate_limits(settings, init_pid(paths, settings.vmid))
@@ -144,15 +157,17 @@ def _lxc_failure(log_file: Path) -> str | None:
 def stop_container(paths: Paths, vmid: int) -> None:
     """Stop the container at once, like pulling the plug."""
     _require_running(paths, vmid)
-    _pre_stop(paths, vmid)
+    settings = _pre_stop(paths, vmid)
     run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-k"], check=False)
     _wait_stopped(paths, vmid, timeout=30)
+    if _has_cpuset(settings):
+        rebalance_quietly(paths)
 
 
 def shutdown_container(paths: Paths, vmid: int, timeout: int = 60, force_stop: bool = False) -> None:
     """Ask the guest's init to power off; on timeout, stop it or raise."""
     _require_running(paths, vmid)
-    _pre_stop(paths, vmid)
+    settings = _pre_stop(paths, vmid)
     result = run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-t", str(timeout), "--nokill"],
                  check=False)
     if result.returncode != 0 and is_running(paths, vmid):
@@ -162,6 +177,8 @@ def shutdown_container(paths: Paths, vmid: int, timeout: int = 60, force_stop: b
         log.warning("CT %s: shutdown timed out after %s s, stopping it", vmid, timeout)
         run(["lxc-stop", "-P", paths.lxc_path, "-n", str(vmid), "-k"], check=False)
     _wait_stopped(paths, vmid, timeout=30)
+    if _has_cpuset(settings):
+        rebalance_quietly(paths)
 
 
 def reboot_container(paths: Paths, vmid: int, timeout: int = 60) -> None:
@@ -170,12 +187,14 @@ def reboot_container(paths: Paths, vmid: int, timeout: int = 60) -> None:
     start_container(paths, vmid)
 
 
-def _pre_stop(paths: Paths, vmid: int) -> None:
+def _pre_stop(paths: Paths, vmid: int):
+    """Run the pre-stop hook; return the settings of the stopping container."""
     settings = settings_from_config(load_config(paths, vmid), vmid)
     try:
         call_hookscript(paths, settings, "pre-stop")
     except PctError as exc:
         log.warning("%s", exc.message)
+    return settings
 
 
 def _require_running(paths: Paths, vmid: int) -> None:

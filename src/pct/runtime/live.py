@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 
+from pct.errors import PctError
 from pct.paths import Paths
 from pct.runtime import hotplug
 from pct.runtime.guestprep import prepare_guest
 
 _NET_KEY = re.compile(r"^net(\d+)$")
 _MP_KEY = re.compile(r"^mp\d+$")
+_DEV_KEY = re.compile(r"^dev\d+$")
 
 
 def applies_live(key: str) -> bool:
@@ -41,6 +43,8 @@ def apply_live(paths: Paths, old, new, keys: set[str]) -> None:
         hotplug.set_live_hostname(paths, vmid, new.hostname)
     for key in sorted(key for key in keys if _MP_KEY.match(key)):
         _add_mount_point(paths, new, key)
+    for key in sorted(key for key in keys if _DEV_KEY.match(key)):
+        _apply_device(paths, old, new, key)
 
 
 def _add_mount_point(paths: Paths, settings, key: str) -> None:
@@ -52,6 +56,32 @@ def _add_mount_point(paths: Paths, settings, key: str) -> None:
     pid = init_pid(paths, settings.vmid)
     uid_base = UNPRIVILEGED_ID_MAP[0] if settings.unprivileged else 0
     inject_mount(paths, settings.vmid, pid, mount, uid_base)
+
+
+def _apply_device(paths: Paths, old, new, key: str) -> None:
+    """Add, remove or replace the device *key*; a new host device is checked before anything changes."""
+    from pct.runtime.cgroups import detect_layout
+    from pct.runtime.devicehotplug import add_device, remove_device
+    from pct.runtime.devices import host_device
+    from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
+    from pct.runtime.state import init_pid
+
+    before = next((device for device in old.devices if device.key == key), None)
+    after = next((device for device in new.devices if device.key == key), None)
+    if before == after:
+        return
+    if after is not None:
+        host_device(after, new.vmid)
+    pid = init_pid(paths, new.vmid)
+    if pid is None:
+        raise PctError(f"CT {new.vmid} not running", new.vmid)
+    unified = detect_layout().unified
+    if before is not None:
+        remaining = [device for device in new.devices if device.key != key]
+        remove_device(paths, new.vmid, pid, before, remaining, unified)
+    if after is not None:
+        uid_base = UNPRIVILEGED_ID_MAP[0] if new.unprivileged else 0
+        add_device(paths, new.vmid, pid, after, uid_base, unified)
 
 
 def _nic(settings, index: int):

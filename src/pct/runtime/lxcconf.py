@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from pct.paths import Paths
@@ -135,7 +136,8 @@ def _hook_keys(paths: Paths, vmid: int) -> list[tuple[str, str]]:
     return [("lxc.hook.post-stop", str(paths.lxc_dir(vmid) / POST_STOP_HOOK))]
 
 
-def post_stop_hook(rootfs: Path, vmid: int, hookscript: Path | None = None) -> str:
+def post_stop_hook(rootfs: Path, vmid: int, hookscript: Path | None = None,
+                   rebalance_root: Path | None = None) -> str:
     """Return the post-stop hook script that unmounts everything below *rootfs*.
 
     LXC runs it in the host's mount namespace once the container has stopped,
@@ -144,6 +146,8 @@ def post_stop_hook(rootfs: Path, vmid: int, hookscript: Path | None = None) -> s
     container's network namespace, but one can outlive it (seen after a
     rate-limited transfer), so the script removes any that are left. A shell
     script keeps ``pct stop`` from waiting for a second Python interpreter.
+    With *rebalance_root* the script also starts the CPU balancer for that
+    root, detached, so the monitor does not wait for it either.
     """
     lines = [
         "#!/bin/sh",
@@ -156,16 +160,30 @@ def post_stop_hook(rootfs: Path, vmid: int, hookscript: Path | None = None) -> s
     ]
     if hookscript is not None:
         lines.append(f"{shlex.quote(str(hookscript))} {vmid} post-stop")
+    if rebalance_root is not None:
+        lines.append(_rebalance_line(rebalance_root, vmid, rootfs.parent / "cpusets.log"))
     return "\n".join(lines + ["exit 0", ""])
 
 
-def write_lxc_config(paths: Paths, vmid: int, text: str, hookscript: Path | None = None) -> Path:
-    """Write the generated config and its hook script atomically; return the config path."""
+def _rebalance_line(root: Path, vmid: int, log_file: Path) -> str:
+    command = ["setsid", "-f", "env", f"PCT_ROOT={root}", sys.executable, "-m", "pct.runtime.cpusets",
+               "--after-stop", str(vmid)]
+    return f"{shlex.join(command)} </dev/null >>{shlex.quote(str(log_file))} 2>&1"
+
+
+def write_lxc_config(paths: Paths, vmid: int, text: str, hookscript: Path | None = None,
+                     rebalance: bool = False) -> Path:
+    """Write the generated config and its hook script atomically; return the config path.
+
+    With *rebalance* the hook rebalances the CPU sets of the other
+    containers once this one has stopped.
+    """
     target = paths.lxc_config(vmid)
     target.parent.mkdir(parents=True, exist_ok=True)
     hook = paths.lxc_dir(vmid) / POST_STOP_HOOK
     temporary_hook = hook.with_name(f".{POST_STOP_HOOK}.tmp.{os.getpid()}")
-    temporary_hook.write_text(post_stop_hook(paths.rootfs_mount(vmid), vmid, hookscript))
+    rebalance_root = paths.root if rebalance else None
+    temporary_hook.write_text(post_stop_hook(paths.rootfs_mount(vmid), vmid, hookscript, rebalance_root))
     temporary_hook.chmod(0o755)
     os.replace(temporary_hook, hook)
     temporary = target.with_name(f".config.tmp.{os.getpid()}")

@@ -13,6 +13,7 @@ import ctypes
 import dataclasses
 import os
 import shutil
+from typing import Callable
 
 from pct.errors import PctError
 from pct.paths import Paths
@@ -37,12 +38,12 @@ def _check(result: int, what: str) -> int:
     return result
 
 
-def _open_tree(path: str) -> int:
+def open_tree(path: str) -> int:
     flags = OPEN_TREE_CLONE | os.O_CLOEXEC | AT_RECURSIVE
     return _check(_libc.syscall(SYS_OPEN_TREE, -100, path.encode(), flags), "open_tree")
 
 
-def _move_mount(tree_fd: int, target_fd: int) -> None:
+def move_mount(tree_fd: int, target_fd: int) -> None:
     flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
     _check(_libc.syscall(SYS_MOVE_MOUNT, tree_fd, b"", target_fd, b"", flags), "move_mount")
 
@@ -60,7 +61,7 @@ def inject_mount(paths: Paths, vmid: int, pid: int, mount, uid_base: int) -> Non
         _remove_empty(staging / mount.key, staging)
         raise
     try:
-        tree_fd = _open_tree(str(staging / mount.key))
+        tree_fd = open_tree(str(staging / mount.key))
     finally:
         run(["umount", str(staging / mount.key)])
         shutil.rmtree(staging, ignore_errors=True)
@@ -80,6 +81,22 @@ def _remove_empty(*directories) -> None:
 
 
 def _attach_in_namespace(pid: int, tree_fd: int, mount, uid_base: int, vmid: int) -> None:
+    def attach() -> None:
+        with open_target(os.path.sep, mount.mountpoint, uid_base, vmid, mount.key) as target_fd:
+            move_mount(tree_fd, target_fd)
+
+    detail = run_in_mount_namespace(pid, attach)
+    if detail is not None:
+        raise PctError(f"CT {vmid}: unable to mount {mount.key} in the running container: {detail}", vmid)
+
+
+def run_in_mount_namespace(pid: int, action: Callable[[], None]) -> str | None:
+    """Run *action* in a child process that joined the mount namespace of *pid*.
+
+    After setns(2) the child's root and working directory are the root of
+    that namespace, so absolute paths resolve inside the container. Returns
+    None on success, else the error message of the child.
+    """
     namespace = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     reader, writer = os.pipe()
     child = os.fork()
@@ -88,8 +105,7 @@ def _attach_in_namespace(pid: int, tree_fd: int, mount, uid_base: int, vmid: int
         status = 0
         try:
             _check(_libc.setns(namespace, CLONE_NEWNS), "setns")
-            with open_target(os.path.sep, mount.mountpoint, uid_base, vmid, mount.key) as target_fd:
-                _move_mount(tree_fd, target_fd)
+            action()
         except BaseException as exc:  # report any failure to the parent, then leave
             os.write(writer, str(getattr(exc, "message", None) or exc).encode()[:4000])
             status = 1
@@ -102,6 +118,6 @@ def _attach_in_namespace(pid: int, tree_fd: int, mount, uid_base: int, vmid: int
         message += chunk
     os.close(reader)
     _, status = os.waitpid(child, 0)
-    if status != 0:
-        detail = message.decode(errors="replace") or "unknown error"
-        raise PctError(f"CT {vmid}: unable to mount {mount.key} in the running container: {detail}", vmid)
+    if status == 0:
+        return None
+    return message.decode(errors="replace") or "unknown error"
