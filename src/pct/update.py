@@ -92,6 +92,7 @@ def update_container(paths: Paths, vmid: int, request: UpdateRequest) -> list[st
         undo: list = []
         try:
             _allocate_volumes(paths, vmid, config, changes, undo)
+            _check_devices(changes, vmid)
             for key in request.delete:
                 check_disk_removal(config, key, vmid)
             if "hookscript" in changes:
@@ -133,6 +134,16 @@ def _allocate_volumes(paths: Paths, vmid: int, config: ContainerConfig, changes:
             changes[key] = allocate_if_requested(paths, vmid, key, changes[key], unprivileged, undo)
         if key == "rootfs" or re.fullmatch(r"mp\d+", key):
             check_quota_setting(paths, vmid, key, changes[key])
+
+
+def _check_devices(changes: dict[str, str], vmid: int) -> None:
+    """Reject a new ``dev[n]`` whose host path is missing or not a device node, before it is stored."""
+    from pct.config.model import device_from_valid
+    from pct.runtime.devices import host_device
+
+    for key, value in changes.items():
+        if re.fullmatch(r"dev\d+", key):
+            host_device(device_from_valid(key, value), vmid)
 
 
 def _load_checked(paths: Paths, vmid: int, digest: str | None) -> ContainerConfig:

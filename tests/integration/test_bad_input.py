@@ -285,3 +285,18 @@ def test_set_rootfs_keeps_replaced_volume(host, busybox_template):
     assert f"rootfs: {data_volume},size=1G" in text
     assert f"unused0: {old_root}" in text
     assert "unused1" not in text
+
+
+@pytest.mark.parametrize(("path", "fragment"), [
+    ("/dev/pct-test-missing", "dev0: device '/dev/pct-test-missing' does not exist"),
+    ("/dev/shm", "dev0: '/dev/shm' is not a device node"),
+])
+def test_set_device_on_stopped_container(host, busybox_template, path, fragment):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template))
+    before = snapshot(host)
+
+    result = host.pct("set", vmid, "--dev0", path, check=False)
+
+    assert_one_line_error(result, fragment)
+    assert snapshot(host) == before

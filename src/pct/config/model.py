@@ -228,7 +228,7 @@ def _settings_from_values(cfg: ContainerConfig, values: dict[str, str], vmid: in
         description=cfg.description,
         raw_lxc=tuple(cfg.main.raw_lxc()),
         mounts=mounts,
-        devices=tuple(_device_from_valid(key, values[key]) for key in _indexed_keys(values, "dev")),
+        devices=tuple(device_from_valid(key, values[key]) for key in _indexed_keys(values, "dev")),
         features=_features_from_valid(values["features"]) if "features" in values else {},
         startup=_startup_from_valid(values["startup"]) if "startup" in values else None,
         hookscript=text("hookscript"),
@@ -318,7 +318,8 @@ def _indexed_keys(values: dict[str, str], name: str) -> list[str]:
     return sorted(keys, key=lambda key: int(key[len(name):]))
 
 
-def _device_from_valid(key: str, value: str) -> DeviceConfig:
+def device_from_valid(key: str, value: str) -> DeviceConfig:
+    """Return the device of a validated ``dev[n]`` value."""
     values = parse_propstring(value, DEV_FORMAT)
     return DeviceConfig(
         key=key,
