@@ -181,3 +181,16 @@ def test_guest_tcp_service_reachable_over_bridge(host, busybox_template, bridge)
             return False
 
     assert wait_for(answers)
+
+
+def test_config_json_numbers(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--cores", "1", "--hostname", "typed")
+
+    data = json.loads(host.pct("config", vmid, "--output-format", "json").stdout)
+    missing = host.pct("config", vmid, "--snapshot", "nosnap", check=False)
+
+    assert data["cores"] == 1
+    assert data["unprivileged"] == 1
+    assert data["hostname"] == "typed"
+    assert missing.stderr == f"CT {vmid}: snapshot 'nosnap' does not exist\n"

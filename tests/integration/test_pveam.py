@@ -380,3 +380,17 @@ def test_build_minimal_enters_local_index(host, server):
     assert (cache_of(host, "second") / built.name).read_bytes() == built.read_bytes()
     local_index = (host.root / "var/lib/pve-manager/local-templates").read_text()
     assert local_index.count("Package: minimal\n") == 1
+
+
+def test_remove_built_template_leaves_index(host, server):
+    set_up_root(host, server)
+    pveam(host, "build", "minimal")
+    pveam(host, "download", "second", "busybox-test_1.0-1_amd64.tar.gz")
+
+    pveam(host, "remove", "second:vztmpl/busybox-test_1.0-1_amd64.tar.gz")
+    assert pveam(host, "available").stdout == "system          busybox-test_1.0-1_amd64.tar.gz\n"
+
+    pveam(host, "remove", "local:vztmpl/busybox-test_1.0-1_amd64.tar.gz")
+    assert pveam(host, "available").stdout == ""
+    local_index = (host.root / "var/lib/pve-manager/local-templates").read_text()
+    assert "Package: minimal" not in local_index

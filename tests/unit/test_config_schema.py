@@ -18,6 +18,7 @@ from pct.config.schema import (
     UNDELETABLE_KEYS,
     check_deletable,
     check_settable,
+    json_value,
     is_hotpluggable,
     is_settable,
     lookup_option,
@@ -558,3 +559,17 @@ def test_parse_size_rejects_malformed(text: str):
 def test_format_size(size: int, expected: str):
     assert format_size(size) == expected
     assert parse_size(expected) == size
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("cores", "2", 2),
+    ("cpulimit", "0.5", 0.5),
+    ("cpulimit", "2", 2),
+    ("onboot", "1", 1),
+    ("hostname", "ct1", "ct1"),
+    ("net0", "name=eth0,bridge=vmbr0", "name=eth0,bridge=vmbr0"),
+    ("lxc.cap.drop", "sys_admin", "sys_admin"),
+])
+def test_json_value_types(key: str, value: str, expected):
+    assert json_value(key, value) == expected
+    assert type(json_value(key, value)) is type(expected)

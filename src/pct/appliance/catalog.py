@@ -85,3 +85,12 @@ def register_build(paths: Paths, archive: Path, fields: dict[str, str]) -> Index
     entries = [old for old in read_local_index(paths) if old.package != entry.package]
     _write_atomically(local_index_path(paths), format_index(entries + [entry]))
     return entry
+
+
+def forget_build(paths: Paths, archive: Path) -> None:
+    """Drop the local index entries whose location is *archive*, a template file being removed."""
+    location = archive.resolve().as_uri()
+    entries = read_local_index(paths)
+    kept = [entry for entry in entries if entry.fields.get("Location") != location]
+    if len(kept) != len(entries):
+        _write_atomically(local_index_path(paths), format_index(kept))

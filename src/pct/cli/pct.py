@@ -245,6 +245,7 @@ def _config_arguments(sub: argparse.ArgumentParser) -> None:
 
 def cmd_config(paths: Paths, args: argparse.Namespace) -> int:
     from pct.config.format import load_config
+    from pct.config.schema import json_value
     from pct.errors import PctError
     from pct.update import fold_pending
 
@@ -252,7 +253,7 @@ def cmd_config(paths: Paths, args: argparse.Namespace) -> int:
     if args.snapshot:
         section = config.snapshots.get(args.snapshot)
         if section is None:
-            raise PctError(f"snapshot '{args.snapshot}' does not exist", args.vmid)
+            raise PctError(f"CT {args.vmid}: snapshot '{args.snapshot}' does not exist", args.vmid)
         description = section.get("description") or ""
         entries = [(key, value) for key, value in section.entries if key != "description"]
     else:
@@ -265,7 +266,7 @@ def cmd_config(paths: Paths, args: argparse.Namespace) -> int:
         lines += [f"{key}: {value}" for key, value in entries]
         print("\n".join(lines))
         return 0
-    data = {key: value for key, value in entries if not key.startswith("lxc.")}
+    data = {key: json_value(key, value) for key, value in entries if not key.startswith("lxc.")}
     raw = [[key, value] for key, value in entries if key.startswith("lxc.")]
     if raw:
         data["lxc"] = raw

@@ -110,6 +110,7 @@ def _format_list(rows) -> str:
 
 
 def command_remove(paths: Paths, args: argparse.Namespace) -> int:
+    from pct.appliance.catalog import forget_build
     from pct.errors import TemplateError
     from pct.storage import get_storage, parse_volume_id
 
@@ -120,6 +121,7 @@ def command_remove(paths: Paths, args: argparse.Namespace) -> int:
     path = get_storage(paths, storage_id).template_path(volname)
     if not path.is_file():
         raise TemplateError(f"template '{args.volid}' does not exist")
+    forget_build(paths, path)
     path.unlink()
     print(f"removed {args.volid}")
     return 0

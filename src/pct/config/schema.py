@@ -295,6 +295,18 @@ def validate_option(key: str, value: str, vmid: int | None = None) -> str:
     return normalised
 
 
+def json_value(key: str, value: str) -> str | int | float:
+    """Return *value* of *key* as JSON output shows it: integers, numbers and booleans as numbers."""
+    option = lookup_option(key)
+    if option is None or option.type not in ("integer", "number", "boolean"):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() else number
+
+
 def is_settable(key: str) -> bool:
     """Return whether ``pct set`` may change *key*."""
     option = lookup_option(key)
