@@ -80,6 +80,7 @@ def test_live_mount_refuses_planted_symlink(host, busybox_template, tmp_path):
     result = host.pct("set", vmid, "--mp0", "local:0,mp=/evil/x", check=False)
     assert result.returncode != 0
     assert "leads through a symlink" in result.stderr
+    assert result.stderr.count(f"CT {vmid}: ") == 1
     assert os.listdir(outside) == []
     assert host.conf_text(vmid) == before
 

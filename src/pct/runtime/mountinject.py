@@ -87,6 +87,8 @@ def _attach_in_namespace(pid: int, tree_fd: int, mount, uid_base: int, vmid: int
 
     detail = run_in_mount_namespace(pid, attach)
     if detail is not None:
+        # The child's own errors already start with "CT <vmid>: ".
+        detail = detail.removeprefix(f"CT {vmid}: ")
         raise PctError(f"CT {vmid}: unable to mount {mount.key} in the running container: {detail}", vmid)
 
 
