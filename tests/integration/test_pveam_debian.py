@@ -40,6 +40,7 @@ def test_build_debian_standard(host):
     assert [name for name in members if name.startswith("var/lib/apt/lists/") and "_" in name] == []
     assert [name for name in members if name.startswith("var/log/") and ".log" in name] == []
     assert read_member(archive, "etc/machine-id") == ""
+    assert members["etc/hostname"].startswith("-rw-r--r-- ")
     assert " 0/0 " in members["etc/passwd"]
 
     available = host.pct("available", tool="pveam").stdout

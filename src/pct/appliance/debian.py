@@ -98,3 +98,6 @@ def _clean_tree(tree: Path) -> None:
     if resolv.is_symlink() or resolv.exists():
         resolv.unlink()
     resolv.write_text("")
+    # debootstrap copies some of these from the host, with the host's modes.
+    for name, mode in (("etc/hostname", 0o644), ("etc/machine-id", 0o444), ("etc/resolv.conf", 0o644)):
+        os.chmod(tree / name, mode)
