@@ -43,6 +43,8 @@ class UpdateRequest:
 
 def validate_request(request: UpdateRequest, vmid: int) -> dict[str, str]:
     """Check every key and value of *request*; return the changes normalised."""
+    if not (request.changes or request.delete or request.revert):
+        raise PctError(f"CT {vmid}: no options specified; see 'pct help set'", vmid)
     normalised = {}
     for key, value in request.changes.items():
         if key.startswith("lxc."):

@@ -259,6 +259,7 @@ def test_killed_create_can_be_cleaned_up(host, debian_template):
     (["--template", "1"], "template: read-only option: use 'pct template'"),
     (["--delete", "unprivileged"], "unprivileged: read-only option"),
     (["--rootfs", "local:1"], "'pct set' cannot allocate a new root volume ('local:1')"),
+    ([], "no options specified"),
 ])
 def test_set_refuses_creation_time_options(host, busybox_template, args, fragment):
     vmid = host.new_vmid()
