@@ -18,6 +18,8 @@ _SIZE_REQUEST = re.compile(r"(\+)?(\d+(?:\.\d+)?)([KMGT])?")
 def parse_size_request(text: str, vmid: int) -> tuple[bool, int]:
     """Parse ``[+]<number>[K|M|G|T]``; return (grow by, bytes). A bare number is bytes."""
     match = _SIZE_REQUEST.fullmatch(text.strip())
+    if re.fullmatch(r"-\d+(\.\d+)?[KMGT]?", text.strip()):
+        raise PctError(f"CT {vmid}: shrinking a volume is not supported ('{text}'); sizes can only grow", vmid)
     if not match:
         raise ParameterError("size", f"invalid size '{text}' (expected [+]<number>[K|M|G|T], e.g. +1G or 8G)",
                              vmid)

@@ -7,6 +7,7 @@ Each entry maps a command name to (summary, handler, argument adder), like
 from __future__ import annotations
 
 import argparse
+import re
 
 from pct.cli.common import BOOLEAN_CHOICES, OUTPUT_FORMATS, print_output
 from pct.paths import Paths
@@ -114,6 +115,8 @@ def _resize_arguments(sub: argparse.ArgumentParser) -> None:
     _vmid(sub)
     sub.add_argument("disk", help="rootfs or mp0 to mp255")
     sub.add_argument("size", help="new size, or +size to grow by; unit K, M, G or T (a bare number is bytes)")
+    # Take "-1G" as a size, which is then rejected as shrinking, instead of as an unknown option.
+    sub._negative_number_matcher = re.compile(r"^-\d+(\.\d+)?[KMGT]?$")
 
 
 def cmd_resize(paths: Paths, args: argparse.Namespace) -> int:
