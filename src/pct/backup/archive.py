@@ -61,12 +61,17 @@ class ArchiveSource:
 
 @dataclass
 class StreamOptions:
-    """Compression and pacing of the tar stream; ``bwlimit`` is in KiB/s, 0 for no limit."""
+    """Compression and pacing of the tar stream; ``bwlimit`` is in KiB/s, 0 for no limit.
+
+    With *process_group* tar and the compressor join that process group, so a
+    watchdog can end them when the backup process is killed.
+    """
 
     compress: str = "0"
     zstd_threads: int = 1
     bwlimit: int = 0
     progress: Callable[[int, float], None] | None = None
+    process_group: int | None = None
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -136,7 +141,7 @@ def write_archive(source: ArchiveSource, head: bytes, output: BinaryIO, options:
     the caller removes what reached *output*.
     """
     compressor = compressor_command(options.compress, options.zstd_threads)
-    stages = _Pipeline()
+    stages = _Pipeline(options.process_group)
     try:
         sink = output
         if compressor:
@@ -236,11 +241,12 @@ def _written_size(output: BinaryIO) -> int:
 class _Pipeline:
     """The processes of one archive stream, with their stderr drained in the background."""
 
-    def __init__(self) -> None:
+    def __init__(self, process_group: int | None = None) -> None:
         self.processes: list[tuple[subprocess.Popen, list[bytes], threading.Thread]] = []
+        self.process_group = process_group
 
     def start(self, argv: list[str], **kwargs) -> subprocess.Popen:
-        process = spawn(argv, **kwargs)
+        process = spawn(argv, process_group=self.process_group, **kwargs)
         chunks: list[bytes] = []
         reader = threading.Thread(target=lambda: chunks.append(process.stderr.read()), daemon=True)
         reader.start()
