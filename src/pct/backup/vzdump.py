@@ -23,18 +23,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import logging
 import os
 import shutil
-import socket
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from pct.backup.archive import ArchiveSource, StreamOptions, config_member, write_archive, FIREWALL_MEMBER
+from pct.backup.archive import (ArchiveError, ArchiveSource, StreamOptions, config_member, fsync_if_file,
+                                write_archive, FIREWALL_MEMBER)
 from pct.backup.names import archive_name, normalise_compress
 from pct.backup.target import BackupTarget
 from pct.backup.views import archive_members, backed_up_mounts, backup_settings, running_view, snapshot_view, uid_base
@@ -52,8 +52,6 @@ from pct.runtime.mounts import mount_rootfs, unmount_all, unmount_below
 from pct.runtime.state import is_running
 from pct.tasks import Task, task
 from pct.volumes import mount_volumes, storage_of
-
-log = logging.getLogger(__name__)
 
 MODES = ("stop", "suspend", "snapshot")
 SNAPSHOT_NAME = "vzdump"
@@ -177,7 +175,7 @@ def expand_notes(template: str, config: ContainerConfig, vmid: int) -> str:
     values = {
         "guestname": config.main.get("hostname") or f"CT{vmid}",
         "vmid": str(vmid),
-        "node": socket.gethostname().split(".")[0],
+        "node": os.uname().nodename.split(".")[0],
         "cluster": "",
     }
     text = template.replace("\\n", "\n")
@@ -207,9 +205,9 @@ def _unlock(paths: Paths, vmid: int) -> None:
 
 def _restore_state(paths: Paths, vmid: int, was_running: bool, backup_log: BackupLog) -> None:
     """Start the container again when the backup stopped it."""
-    from pct.runtime.lifecycle import start_container
-
     if was_running and not is_running(paths, vmid):
+        from pct.runtime.lifecycle import start_container
+
         backup_log.info(f"starting CT {vmid} again")
         start_container(paths, vmid)
 
@@ -314,19 +312,66 @@ def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: Backu
         except PctError as exc:
             backup_log.info(f"{exc.message.split(': ', 1)[-1]}; falling back to suspend mode")
             mode = "suspend"
-    with _tree_for_mode(paths, config, settings, mode, workdir, backup_log, watchdog) as tree:
-        source = ArchiveSource(directory=tree, members=archive_members(tree, settings),
-                               id_map=UNPRIVILEGED_ID_MAP if settings.unprivileged else None,
-                               exclude_paths=options.exclude_path)
-        if target is None:
-            backup_log.info("writing the archive to standard output")
-            size = write_archive(source, head, stdout or sys.stdout.buffer, stream)
-            return BackupResult(None, size)
-        return _write_to_target(source, head, target, name, stream, backup_log, watchdog)
+    written = None
+    try:
+        with _tree_for_mode(paths, config, settings, mode, workdir, backup_log, watchdog) as tree:
+            source = ArchiveSource(directory=tree, members=archive_members(tree, settings),
+                                   id_map=UNPRIVILEGED_ID_MAP if settings.unprivileged else None,
+                                   exclude_paths=options.exclude_path)
+            if target is None:
+                backup_log.info("writing the archive to standard output")
+                output = stdout or sys.stdout.buffer
+                size = write_archive(source, head, output, stream)
+                fsync_if_file(output)
+                return BackupResult(None, size)
+            written = _write_partial(source, head, target, name, stream, backup_log, watchdog)
+        # The archive's fsync ran while the tree was unmounted or removed.
+        return written.complete(backup_log)
+    except BaseException:
+        if written is not None:
+            written.discard()
+        raise
 
 
-def _write_to_target(source: ArchiveSource, head: bytes, target: BackupTarget, name: str,
-                     stream: StreamOptions, backup_log: BackupLog, watchdog: Watchdog) -> BackupResult:
+class _PartialArchive:
+    """An archive written under its temporary name, being flushed to disk by a thread.
+
+    The flush overlaps the unmounting of the backed-up tree. ``complete``
+    waits for it and gives the archive its final name.
+    """
+
+    def __init__(self, partial: Path, final: Path, fd: int, size: int):
+        self.partial = partial
+        self.final = final
+        self.size = size
+        self._error: OSError | None = None
+        self._fd = os.dup(fd)
+        self._syncing = threading.Thread(target=self._fsync, daemon=True)
+        self._syncing.start()
+
+    def _fsync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._error = exc
+        finally:
+            os.close(self._fd)
+
+    def complete(self, backup_log: BackupLog) -> BackupResult:
+        self._syncing.join()
+        if self._error is not None:
+            raise ArchiveError(f"writing the archive failed: {self._error.strerror or self._error}")
+        os.rename(self.partial, self.final)
+        backup_log.info(f"archive size {self.final.stat().st_size} bytes")
+        return BackupResult(self.final, self.size)
+
+    def discard(self) -> None:
+        self._syncing.join()
+        self.partial.unlink(missing_ok=True)
+
+
+def _write_partial(source: ArchiveSource, head: bytes, target: BackupTarget, name: str,
+                   stream: StreamOptions, backup_log: BackupLog, watchdog: Watchdog) -> _PartialArchive:
     final = target.directory / name
     partial = target.directory / f"{name}.tmp"
     backup_log.info(f"creating archive '{final}'")
@@ -334,12 +379,10 @@ def _write_to_target(source: ArchiveSource, head: bytes, target: BackupTarget, n
     try:
         with open(partial, "xb") as output:
             size = write_archive(source, head, output, stream)
-        os.rename(partial, final)
+            return _PartialArchive(partial, final, output.fileno(), size)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    backup_log.info(f"archive size {final.stat().st_size} bytes")
-    return BackupResult(final, size)
 
 
 @contextlib.contextmanager
@@ -387,10 +430,11 @@ def _scratch_directory(vmid: int, workdir: Path, watchdog: Watchdog) -> Iterator
 def _stopped_tree(paths: Paths, settings: ContainerSettings, backup_log: BackupLog,
                   watchdog: Watchdog) -> Iterator[Path]:
     """Shut the container down if it runs, and mount its root and backed-up volumes."""
-    from pct.runtime.lifecycle import shutdown_container
-
     vmid = settings.vmid
     if is_running(paths, vmid):
+        # Imported here because loading the guest modules costs about 15 ms.
+        from pct.runtime.lifecycle import shutdown_container
+
         backup_log.info(f"shutting down CT {vmid}")
         watchdog.note("stopping")
         shutdown_container(paths, vmid, timeout=SHUTDOWN_TIMEOUT, force_stop=True)
