@@ -10,12 +10,27 @@ import pytest
 
 from backup_helpers import dump_dir
 from conftest import pct_command
+from storage_fixtures import btrfs  # noqa: F401  (fixture)
 
 START_TIMEOUT = 90
+BTRFS_WITH_BACKUPS = """dir: local
+\tpath /var/lib/vz
+\tcontent vztmpl,backup,rootdir,images
+
+btrfs: btr
+\tpath /mnt/btr
+\tcontent rootdir,images
+"""
 
 
 def lxc_state(host, vmid):
     result = subprocess.run(["lxc-info", "-P", str(host.root / "var/lib/lxc"), "-n", str(vmid), "-s", "-H"],
+                            capture_output=True, text=True)
+    return result.stdout.strip()
+
+
+def init_pid(host, vmid):
+    result = subprocess.run(["lxc-info", "-P", str(host.root / "var/lib/lxc"), "-n", str(vmid), "-p", "-H"],
                             capture_output=True, text=True)
     return result.stdout.strip()
 
@@ -93,8 +108,7 @@ def test_sigkill_in_stop_mode(host, busybox_template):
     host.pct("create", vmid, str(busybox_template), "--rootfs", "local:1")
     host.pct("start", vmid)
     host.pct("exec", vmid, "--", "sh", "-c", "dd if=/dev/urandom of=/big bs=1M count=80 2>/dev/null")
-    init_before = subprocess.run(["lxc-info", "-P", str(host.root / "var/lib/lxc"), "-n", str(vmid), "-p", "-H"],
-                                 capture_output=True, text=True).stdout.strip()
+    init_before = init_pid(host, vmid)
     process = start_vzdump(host, vmid, "--mode", "stop", "--compress", "gzip")
     wait_for(lambda: partial_archive_written(host), process, "the partial archive")
     assert lxc_state(host, vmid) == "STOPPED"
@@ -106,8 +120,7 @@ def test_sigkill_in_stop_mode(host, busybox_template):
     assert process.returncode == -signal.SIGKILL
     assert_cleaned_up(host, vmid, stderr)
     assert lxc_state(host, vmid) == "RUNNING"
-    assert subprocess.run(["lxc-info", "-P", str(host.root / "var/lib/lxc"), "-n", str(vmid), "-p", "-H"],
-                          capture_output=True, text=True).stdout.strip() != init_before
+    assert init_pid(host, vmid) != init_before
     # tar and gzip ran in the rootfs mount and wrote the archive; none of them is left.
     assert processes_using(host.root / "var/lib/lxc" / str(vmid) / "rootfs") == []
     assert host.pct("exec", vmid, "--", "cat", "/proc/1/cmdline").returncode == 0
@@ -180,3 +193,24 @@ def test_sigterm_and_sigint_clean_up(host, busybox_template, signum):
     assert "lock:" not in host.conf_text(vmid)
     assert lxc_state(host, vmid) == "RUNNING"
     assert processes_using(dump_dir(host)) == []
+
+
+def test_sigkill_in_snapshot_mode_on_btrfs(host, btrfs, busybox_template):
+    (host.root / "etc/pve/storage.cfg").write_text(BTRFS_WITH_BACKUPS)
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--rootfs", "btr:1", "--unprivileged", "0")
+    host.pct("start", vmid)
+    host.pct("exec", vmid, "--", "sh", "-c", "dd if=/dev/urandom of=/big bs=1M count=80 2>/dev/null")
+    init_before = init_pid(host, vmid)
+    process = start_vzdump(host, vmid, "--mode", "snapshot", "--compress", "gzip")
+    wait_for(lambda: partial_archive_written(host), process, "the partial archive")
+    assert any("@vzdump" in subvolume for subvolume in btrfs.subvolumes())
+
+    process.kill()
+    stderr = finish_killed(process)
+
+    assert_cleaned_up(host, vmid, stderr)
+    assert not any("@vzdump" in subvolume for subvolume in btrfs.subvolumes())
+    assert lxc_state(host, vmid) == "RUNNING"
+    assert init_pid(host, vmid) == init_before
+    assert [entry for entry in listing(dump_dir(host)) if entry.startswith("vzdumptmp")] == []
