@@ -34,12 +34,14 @@ def run(
     capture: bool = True,
     timeout: float | None = None,
     env: dict[str, str] | None = None,
+    process_group: int | None = None,
 ) -> subprocess.CompletedProcess:
     """Run *argv*, log it at debug level, and raise CommandError on failure.
 
     Output is captured as text unless *capture* is false, in which case it goes
     to the caller's stdout and stderr. *stdin* may be an open file to read from
-    instead of *input*.
+    instead of *input*. With *process_group* the command joins that existing
+    process group.
     """
     argv = [str(a) for a in argv]
     _debug("run: %s", shlex.join(argv))
@@ -56,6 +58,7 @@ def run(
             text=text,
             timeout=timeout,
             env=env,
+            process_group=process_group,
         )
     except FileNotFoundError as exc:
         raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
@@ -97,16 +100,19 @@ def spawn_detached(argv: Sequence[str], *, log_file: str | os.PathLike, pass_fds
     return process.pid
 
 
-def spawn(argv: Sequence[str], *, stdin=None, stdout=None, cwd=None) -> subprocess.Popen:
+def spawn(argv: Sequence[str], *, stdin=None, stdout=None, cwd=None,
+          process_group: int | None = None) -> subprocess.Popen:
     """Start *argv* as one stage of a binary pipeline; its stderr is captured as bytes.
 
-    *stdin* and *stdout* are open files, ``subprocess.PIPE`` or None. Finish
-    the process with ``wait_spawned``.
+    *stdin* and *stdout* are open files, ``subprocess.PIPE`` or None. With
+    *process_group* the process joins that existing process group. Finish the
+    process with ``wait_spawned``.
     """
     argv = [str(a) for a in argv]
     _debug("start: %s", shlex.join(argv))
     try:
-        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd)
+        return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd,
+                                process_group=process_group)
     except FileNotFoundError as exc:
         raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
 

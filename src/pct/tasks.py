@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
 import time
 from typing import Iterator, TextIO
@@ -24,7 +23,8 @@ class Task:
 
     def __init__(self, paths: Paths, kind: str, vmid: int | None, terminal: TextIO | None):
         self.started = int(time.time())
-        node = socket.gethostname().split(".")[0]
+        # os.uname() returns the same name as socket.gethostname(), without importing socket.
+        node = os.uname().nodename.split(".")[0]
         pid = os.getpid()
         self.upid = (f"UPID:{node}:{pid:08X}:{_process_start(pid):08X}:{self.started:08X}:"
                      f"{kind}:{vmid if vmid is not None else ''}:root@pam:")

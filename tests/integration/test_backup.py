@@ -3,6 +3,7 @@
 import os
 import re
 import subprocess
+import tarfile
 import time
 
 from backup_helpers import (ARCHIVE_PATTERN, archives, assert_one_line_error, dump_dir, members,
@@ -91,6 +92,27 @@ def test_gzip_and_exclude_path(host, busybox_template):
     assert "./keep/cache.txt" not in names
     assert "./data/cache.txt" not in names
     assert "./keep/" in names
+
+
+def test_archive_keeps_mtime_not_atime(host, busybox_template):
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template), "--unprivileged", "0")
+    host.pct("start", vmid)
+    host.pct("exec", vmid, "--", "sh", "-c", "echo x > /stamped")
+    seconds = host.pct("exec", vmid, "--", "stat", "-c", "%Y", "/stamped").stdout.strip()
+    host.pct("stop", vmid)
+
+    host.pct(vmid, "--mode", "stop", tool="vzdump")
+
+    with tarfile.open(archives(host, vmid)[0]) as archive:
+        stamped = archive.getmember("./stamped")
+        records = [member.pax_headers for member in archive.getmembers()]
+    # The file was written with a nanosecond timestamp, which the archive keeps.
+    whole, _, fraction = stamped.pax_headers["mtime"].partition(".")
+    assert whole == seconds
+    assert len(fraction) == 9
+    assert not any("atime" in headers for headers in records)
+    assert not any("ctime" in headers for headers in records)
 
 
 def test_stdout_and_notes(host, busybox_template):

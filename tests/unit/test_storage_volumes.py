@@ -4,7 +4,7 @@ import pytest
 
 from pct.cli.pvesm import parse_alloc_size
 from pct.config.format import Section
-from pct.errors import ParameterError, StorageError
+from pct.errors import ParameterError, PctError, StorageError
 from pct.paths import Paths
 from pct.resize import parse_size_request
 from pct.snapshots import SnapshotInfo, check_new_name, format_tree
@@ -117,10 +117,15 @@ def test_resize_size_request(text, expected):
     assert parse_size_request(text, 100) == expected
 
 
-@pytest.mark.parametrize("text", ["-1G", "1X", "", "G", "1 G"])
+@pytest.mark.parametrize("text", ["-", "1X", "", "G", "1 G"])
 def test_resize_size_request_invalid(text):
     with pytest.raises(ParameterError, match="invalid size"):
         parse_size_request(text, 100)
+
+
+def test_resize_size_request_negative():
+    with pytest.raises(PctError, match=r"shrinking a volume is not supported \('-1G'\)"):
+        parse_size_request("-1G", 100)
 
 
 def test_alloc_size_defaults_to_kib():

@@ -37,6 +37,12 @@ PROGRESS_SECONDS = 10.0
 TAR_FILE_CHANGED = 1
 # GNU tar writes in records of 20 blocks of 512 bytes.
 TAR_RECORD_SIZE = 10240
+# In POSIX format GNU tar 1.34 stores each member's atime and ctime in a pax
+# header. A restore cannot set the ctime and has no use for the atime, and
+# those headers made the tar stream of the Debian 12 template in
+# bench/backup.py 4.6 % larger (209.5 MB against 200.3 MB). The mtime keeps
+# its nanoseconds.
+_PAX_TIMES = "--pax-option=delete=atime,delete=ctime"
 
 
 class ArchiveError(PctError):
@@ -61,20 +67,25 @@ class ArchiveSource:
 
 @dataclass
 class StreamOptions:
-    """Compression and pacing of the tar stream; ``bwlimit`` is in KiB/s, 0 for no limit."""
+    """Compression and pacing of the tar stream; ``bwlimit`` is in KiB/s, 0 for no limit.
+
+    With *process_group* tar and the compressor join that process group, so a
+    watchdog can end them when the backup process is killed.
+    """
 
     compress: str = "0"
     zstd_threads: int = 1
     bwlimit: int = 0
     progress: Callable[[int, float], None] | None = None
+    process_group: int | None = None
 
 
 # -- writing ---------------------------------------------------------------------------
 
 def tar_create_command(source: ArchiveSource) -> list[str]:
     """Return the tar command that writes the tree of *source* to stdout."""
-    argv = ["tar", "-c", "-f", "-", "--format=posix", "--numeric-owner", "--xattrs", "--xattrs-include=*",
-            "--acls", "--sparse", "--one-file-system", "--warning=no-file-ignored",
+    argv = ["tar", "-c", "-f", "-", "--format=posix", _PAX_TIMES, "--numeric-owner", "--xattrs",
+            "--xattrs-include=*", "--acls", "--sparse", "--one-file-system", "--warning=no-file-ignored",
             "--warning=no-file-changed", "--anchored"]
     for pattern in DEFAULT_EXCLUDES:
         argv.append(f"--exclude={pattern}")
@@ -132,11 +143,12 @@ def write_archive(source: ArchiveSource, head: bytes, output: BinaryIO, options:
     """Write *head* (the config members) and the tar of *source* to the open file *output*.
 
     Returns the number of uncompressed bytes when the stream is paced by
-    ``bwlimit``, and otherwise the size of *output* (0 for a pipe). On failure
-    the caller removes what reached *output*.
+    ``bwlimit``, and otherwise the size of *output* (0 for a pipe). The
+    caller fsyncs *output* if it must be durable. On failure the caller
+    removes what reached *output*.
     """
     compressor = compressor_command(options.compress, options.zstd_threads)
-    stages = _Pipeline()
+    stages = _Pipeline(options.process_group)
     try:
         sink = output
         if compressor:
@@ -151,8 +163,12 @@ def write_archive(source: ArchiveSource, head: bytes, output: BinaryIO, options:
             sink.write(head)
             sink.flush()
             tar = stages.start(tar_create_command(source), stdout=sink, cwd=source.directory)
+            if compressor:
+                # tar has its own end of the pipe, so the compressor reads end
+                # of input as soon as tar exits.
+                sink.close()
             written = _wait_with_progress(tar, output, options)
-        if compressor:
+        if compressor and not sink.closed:
             sink.close()
         try:
             stages.finish(allowed={id(tar): TAR_FILE_CHANGED})
@@ -173,8 +189,6 @@ def write_archive(source: ArchiveSource, head: bytes, output: BinaryIO, options:
         stages.kill()
         raise
     output.flush()
-    if stat.S_ISREG(os.fstat(output.fileno()).st_mode):
-        os.fsync(output.fileno())
     return written
 
 
@@ -201,16 +215,34 @@ def _copy_stream(head: bytes, source, sink, options: StreamOptions) -> int:
 
 
 def _wait_with_progress(tar: subprocess.Popen, output: BinaryIO, options: StreamOptions) -> int:
-    """Wait for tar, reporting the size of *output* as progress; return that size at the end."""
+    """Wait for tar, reporting the size of *output* as progress; return that size at the end.
+
+    A thread reports the progress, so this thread can block in ``waitpid``:
+    ``Popen.wait`` with a timeout polls and notices the exit up to 50 ms late.
+    """
+    finished = threading.Event()
     started = time.monotonic()
-    while True:
-        try:
-            tar.wait(timeout=PROGRESS_SECONDS)
-            break
-        except subprocess.TimeoutExpired:
-            if options.progress:
-                options.progress(_written_size(output), time.monotonic() - started)
+
+    def report() -> None:
+        while not finished.wait(PROGRESS_SECONDS):
+            options.progress(_written_size(output), time.monotonic() - started)
+
+    reporter = threading.Thread(target=report, daemon=True) if options.progress else None
+    if reporter is not None:
+        reporter.start()
+    try:
+        tar.wait()
+    finally:
+        finished.set()
+        if reporter is not None:
+            reporter.join()
     return _written_size(output)
+
+
+def fsync_if_file(output: BinaryIO) -> None:
+    """Flush *output* to disk when it is a regular file; pipes and terminals are left alone."""
+    if stat.S_ISREG(os.fstat(output.fileno()).st_mode):
+        os.fsync(output.fileno())
 
 
 def _file_system_full(output: BinaryIO) -> bool:
@@ -236,11 +268,12 @@ def _written_size(output: BinaryIO) -> int:
 class _Pipeline:
     """The processes of one archive stream, with their stderr drained in the background."""
 
-    def __init__(self) -> None:
+    def __init__(self, process_group: int | None = None) -> None:
         self.processes: list[tuple[subprocess.Popen, list[bytes], threading.Thread]] = []
+        self.process_group = process_group
 
     def start(self, argv: list[str], **kwargs) -> subprocess.Popen:
-        process = spawn(argv, **kwargs)
+        process = spawn(argv, process_group=self.process_group, **kwargs)
         chunks: list[bytes] = []
         reader = threading.Thread(target=lambda: chunks.append(process.stderr.read()), daemon=True)
         reader.start()

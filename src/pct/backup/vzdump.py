@@ -14,43 +14,44 @@ Modes:
 
 The config contains ``lock: backup`` for the whole backup. The archive is
 written under a temporary name and renamed when it is complete, so a failed
-backup leaves its ``.log`` and no archive.
+backup leaves its ``.log`` and no archive. A backup process that is killed
+with SIGKILL is cleaned up after by its watchdog (see ``pct.backup.watchdog``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
+import functools
 import os
 import shutil
-import socket
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from pct.backup.archive import ArchiveSource, StreamOptions, config_member, write_archive, FIREWALL_MEMBER
+from pct.backup.archive import (ArchiveError, ArchiveSource, StreamOptions, config_member, fsync_if_file,
+                                write_archive, FIREWALL_MEMBER)
 from pct.backup.names import archive_name, normalise_compress
 from pct.backup.target import BackupTarget
 from pct.backup.views import archive_members, backed_up_mounts, backup_settings, running_view, snapshot_view, uid_base
+from pct.backup.watchdog import Events, Watchdog
 from pct.config.format import ContainerConfig, Section, format_config, load_config, write_config
 from pct.config.model import ContainerSettings, settings_from_config
 from pct.errors import ConfigError, LockError, ParameterError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
-from pct.runtime.freeze import frozen
+from pct.runtime.freeze import frozen, unfreeze
 from pct.run import run
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
 from pct.runtime.mountpoints import mount_all
-from pct.runtime.mounts import mount_rootfs, unmount_all
+from pct.runtime.mounts import mount_rootfs, unmount_all, unmount_below
 from pct.runtime.state import is_running
 from pct.tasks import Task, task
 from pct.volumes import mount_volumes, storage_of
-
-log = logging.getLogger(__name__)
 
 MODES = ("stop", "suspend", "snapshot")
 SNAPSHOT_NAME = "vzdump"
@@ -141,16 +142,24 @@ def backup_container(paths: Paths, vmid: int, options: BackupOptions, target: Ba
             backup_log.close()
             raise
         was_running = is_running(paths, vmid)
+        # Limitation: a SIGKILL between writing the lock and this fork leaves
+        # ``lock: backup`` in the config, to be cleared with ``pct unlock``.
+        watchdog = Watchdog()
+        watchdog.start(functools.partial(_clean_up_killed_backup, paths, vmid, config, was_running, backup_log,
+                                         progress, os.getpid()))
         try:
-            result = _run_backup(paths, vmid, config, options, target, name.name, stdout, backup_log)
+            result = _run_backup(paths, vmid, config, options, target, name.name, stdout, backup_log, watchdog)
             backup_log.info(f"Finished backup of CT {vmid} in {time.time() - started:.1f} s")
         except BaseException as exc:
             backup_log.error(f"Backup of CT {vmid} failed - {exc or type(exc).__name__}")
             raise
         finally:
-            _unlock(paths, vmid)
-            _restore_state(paths, vmid, was_running, backup_log)
-            backup_log.close()
+            try:
+                _unlock(paths, vmid)
+                _restore_state(paths, vmid, was_running, backup_log)
+                backup_log.close()
+            finally:
+                watchdog.dismiss()
     if target is not None and options.notes_template:
         notes = expand_notes(options.notes_template, config, vmid)
         (target.directory / name.notes_name).write_text(notes + "\n", encoding="utf-8")
@@ -166,7 +175,7 @@ def expand_notes(template: str, config: ContainerConfig, vmid: int) -> str:
     values = {
         "guestname": config.main.get("hostname") or f"CT{vmid}",
         "vmid": str(vmid),
-        "node": socket.gethostname().split(".")[0],
+        "node": os.uname().nodename.split(".")[0],
         "cluster": "",
     }
     text = template.replace("\\n", "\n")
@@ -196,11 +205,70 @@ def _unlock(paths: Paths, vmid: int) -> None:
 
 def _restore_state(paths: Paths, vmid: int, was_running: bool, backup_log: BackupLog) -> None:
     """Start the container again when the backup stopped it."""
-    from pct.runtime.lifecycle import start_container
-
     if was_running and not is_running(paths, vmid):
+        from pct.runtime.lifecycle import start_container
+
         backup_log.info(f"starting CT {vmid} again")
         start_container(paths, vmid)
+
+
+def _clean_up_killed_backup(paths: Paths, vmid: int, config: ContainerConfig, was_running: bool,
+                            backup_log: BackupLog, progress: Task, backup_pid: int, events: Events) -> None:
+    """Undo the steps that *events* record of a killed backup process; runs in the watchdog.
+
+    The watchdog has already ended the backup's tar, compressor and rsync.
+    Each step runs even when an earlier one failed, and a failure is logged.
+    """
+    message = f"the vzdump process {backup_pid} was killed"
+    backup_log.error(f"Backup of CT {vmid} failed - {message}")
+    last = {event: index for index, (event, _value) in enumerate(events)}
+    values = dict(events)
+
+    def pending(event: str, undone_by: str) -> bool:
+        return event in last and last.get(undone_by, -1) < last[event]
+
+    steps: list[tuple[str, Callable[[], None]]] = []
+    if pending("frozen", "thawed"):
+        steps.append(("thawing the container", lambda: unfreeze(paths, vmid)))
+    if "archive" in values:
+        steps.append(("removing the partial archive", lambda: Path(values["archive"]).unlink(missing_ok=True)))
+    if pending("scratch", "scratch-removed"):
+        steps.append(("removing the temporary directory", lambda: _remove_scratch(Path(values["scratch"]))))
+    if pending("mounted", "unmounted"):
+        steps.append(("unmounting the volumes", lambda: unmount_all(paths, vmid)))
+    if pending("snapshots", "snapshots-removed"):
+        steps.append(("removing the backup snapshots", lambda: _remove_snapshots(paths, config, vmid)))
+    if pending("stopping", "mounted"):
+        steps.append(("waiting for the shutdown", lambda: _wait_stopped(paths, vmid)))
+    steps.append(("removing the backup lock", lambda: _unlock(paths, vmid)))
+    steps.append(("restoring the container's state", lambda: _restore_state(paths, vmid, was_running, backup_log)))
+    for description, step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - every later step must still run
+            backup_log.error(f"{description} failed: {exc}")
+    backup_log.info(f"cleaned up after the killed backup of CT {vmid}")
+    progress.finish(message)
+    print(f"CT {vmid}: backup failed: {message}; the watchdog removed the partial archive and the lock",
+          file=sys.stderr)
+
+
+def _remove_scratch(scratch: Path) -> None:
+    unmount_below(scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _remove_snapshots(paths: Paths, config: ContainerConfig, vmid: int) -> None:
+    for volume, storage in _snapshot_volumes(paths, config, settings_from_config(config, vmid)):
+        if storage.has_volume_snapshot(volume.volname, SNAPSHOT_NAME):
+            storage.delete_volume_snapshot(volume.volname, SNAPSHOT_NAME)
+
+
+def _wait_stopped(paths: Paths, vmid: int) -> None:
+    """Wait until a shutdown that the killed backup started has finished, or has given up."""
+    deadline = time.monotonic() + SHUTDOWN_TIMEOUT + 10
+    while is_running(paths, vmid) and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def archived_config(config: ContainerConfig) -> str:
@@ -218,7 +286,8 @@ def _archive_head(paths: Paths, config: ContainerConfig, vmid: int) -> bytes:
 
 
 def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: BackupOptions,
-                target: BackupTarget | None, name: str, stdout: BinaryIO | None, backup_log: BackupLog) -> BackupResult:
+                target: BackupTarget | None, name: str, stdout: BinaryIO | None, backup_log: BackupLog,
+                watchdog: Watchdog) -> BackupResult:
     settings = settings_from_config(config, vmid)
     for mount in settings.mounts:
         if mount not in backed_up_mounts(settings):
@@ -233,7 +302,8 @@ def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: Backu
         workdir = Path("/var/tmp")
     stream = StreamOptions(compress=options.compress, zstd_threads=options.zstd, bwlimit=options.bwlimit,
                            progress=lambda size, seconds: backup_log.info(
-                               f"{size >> 20} MiB written in {seconds:.0f} s"))
+                               f"{size >> 20} MiB written in {seconds:.0f} s"),
+                           process_group=watchdog.process_group)
 
     mode = options.mode
     if mode == "snapshot" and options.default_mode:
@@ -242,68 +312,141 @@ def _run_backup(paths: Paths, vmid: int, config: ContainerConfig, options: Backu
         except PctError as exc:
             backup_log.info(f"{exc.message.split(': ', 1)[-1]}; falling back to suspend mode")
             mode = "suspend"
-    with _tree_for_mode(paths, config, settings, mode, workdir, backup_log) as tree:
-        source = ArchiveSource(directory=tree, members=archive_members(tree, settings),
-                               id_map=UNPRIVILEGED_ID_MAP if settings.unprivileged else None,
-                               exclude_paths=options.exclude_path)
-        if target is None:
-            backup_log.info("writing the archive to standard output")
-            size = write_archive(source, head, stdout or sys.stdout.buffer, stream)
-            return BackupResult(None, size)
-        return _write_to_target(source, head, target, name, stream, backup_log)
+    written = None
+    try:
+        with _tree_for_mode(paths, config, settings, mode, workdir, backup_log, watchdog) as tree:
+            source = ArchiveSource(directory=tree, members=archive_members(tree, settings),
+                                   id_map=UNPRIVILEGED_ID_MAP if settings.unprivileged else None,
+                                   exclude_paths=options.exclude_path)
+            if target is None:
+                backup_log.info("writing the archive to standard output")
+                output = stdout or sys.stdout.buffer
+                size = write_archive(source, head, output, stream)
+                fsync_if_file(output)
+                return BackupResult(None, size)
+            written = _write_partial(source, head, target, name, stream, backup_log, watchdog)
+        # The archive's fsync ran while the tree was unmounted or removed.
+        return written.complete(backup_log)
+    except BaseException:
+        if written is not None:
+            written.discard()
+        raise
 
 
-def _write_to_target(source: ArchiveSource, head: bytes, target: BackupTarget, name: str,
-                     stream: StreamOptions, backup_log: BackupLog) -> BackupResult:
-    # Limitation: SIGKILL gives no chance to clean up, so it leaves the
-    # ``.tmp`` file and ``lock: backup``. Archive listings and pruning ignore
-    # ``.tmp`` files, and ``pct unlock`` clears the lock.
+class _PartialArchive:
+    """An archive written under its temporary name, being flushed to disk by a thread.
+
+    The flush overlaps the unmounting of the backed-up tree. ``complete``
+    waits for it and gives the archive its final name.
+    """
+
+    def __init__(self, partial: Path, final: Path, fd: int, size: int):
+        self.partial = partial
+        self.final = final
+        self.size = size
+        self._error: OSError | None = None
+        self._fd = os.dup(fd)
+        self._syncing = threading.Thread(target=self._fsync, daemon=True)
+        self._syncing.start()
+
+    def _fsync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._error = exc
+        finally:
+            os.close(self._fd)
+
+    def complete(self, backup_log: BackupLog) -> BackupResult:
+        self._syncing.join()
+        if self._error is not None:
+            raise ArchiveError(f"writing the archive failed: {self._error.strerror or self._error}")
+        os.rename(self.partial, self.final)
+        backup_log.info(f"archive size {self.final.stat().st_size} bytes")
+        return BackupResult(self.final, self.size)
+
+    def discard(self) -> None:
+        self._syncing.join()
+        self.partial.unlink(missing_ok=True)
+
+
+def _write_partial(source: ArchiveSource, head: bytes, target: BackupTarget, name: str,
+                   stream: StreamOptions, backup_log: BackupLog, watchdog: Watchdog) -> _PartialArchive:
     final = target.directory / name
     partial = target.directory / f"{name}.tmp"
     backup_log.info(f"creating archive '{final}'")
+    watchdog.note("archive", str(partial))
     try:
         with open(partial, "xb") as output:
             size = write_archive(source, head, output, stream)
-        os.rename(partial, final)
+            return _PartialArchive(partial, final, output.fileno(), size)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    backup_log.info(f"archive size {final.stat().st_size} bytes")
-    return BackupResult(final, size)
 
 
 @contextlib.contextmanager
 def _tree_for_mode(paths: Paths, config: ContainerConfig, settings: ContainerSettings, mode: str,
-                   workdir: Path, backup_log: BackupLog) -> Iterator[Path]:
+                   workdir: Path, backup_log: BackupLog, watchdog: Watchdog) -> Iterator[Path]:
     if mode == "snapshot":
-        with _snapshot_tree(paths, config, settings, workdir, backup_log) as tree:
+        with _snapshot_tree(paths, config, settings, workdir, backup_log, watchdog) as tree:
             yield tree
     elif mode == "suspend" and is_running(paths, settings.vmid):
-        with _suspend_tree(paths, settings, workdir, backup_log) as tree:
+        with _suspend_tree(paths, settings, workdir, backup_log, watchdog) as tree:
             yield tree
     else:
-        with _stopped_tree(paths, settings, backup_log) as tree:
+        with _stopped_tree(paths, settings, backup_log, watchdog) as tree:
             yield tree
+
+
+@contextlib.contextmanager
+def _frozen(paths: Paths, vmid: int, watchdog: Watchdog) -> Iterator[None]:
+    """Freeze the container for the block, and tell the watchdog to thaw it if this process dies meanwhile."""
+    watchdog.note("frozen")
+    try:
+        with frozen(paths, vmid):
+            yield
+    finally:
+        watchdog.note("thawed")
+
+
+@contextlib.contextmanager
+def _scratch_directory(vmid: int, workdir: Path, watchdog: Watchdog) -> Iterator[Path]:
+    """Create a temporary directory below *workdir* that the watchdog removes if this process dies."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"vzdumptmp-{vmid}-", dir=workdir))
+    watchdog.note("scratch", str(scratch))
+    try:
+        os.chmod(scratch, 0o755)
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        watchdog.note("scratch-removed")
 
 
 # -- stop ----------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _stopped_tree(paths: Paths, settings: ContainerSettings, backup_log: BackupLog) -> Iterator[Path]:
+def _stopped_tree(paths: Paths, settings: ContainerSettings, backup_log: BackupLog,
+                  watchdog: Watchdog) -> Iterator[Path]:
     """Shut the container down if it runs, and mount its root and backed-up volumes."""
-    from pct.runtime.lifecycle import shutdown_container
-
     vmid = settings.vmid
     if is_running(paths, vmid):
+        # Imported here because loading the guest modules costs about 15 ms.
+        from pct.runtime.lifecycle import shutdown_container
+
         backup_log.info(f"shutting down CT {vmid}")
+        watchdog.note("stopping")
         shutdown_container(paths, vmid, timeout=SHUTDOWN_TIMEOUT, force_stop=True)
     included = _read_only(backup_settings(settings))
+    watchdog.note("mounted")
     try:
         rootfs = mount_rootfs(paths, included)
         mount_all(paths, included, rootfs, uid_base(settings), volumes_only=True)
         yield rootfs
     finally:
         unmount_all(paths, vmid)
+        watchdog.note("unmounted")
 
 
 def _read_only(settings: ContainerSettings) -> ContainerSettings:
@@ -327,67 +470,62 @@ _RSYNC = ["rsync", "-aHAX", "--numeric-ids", "--sparse", "--one-file-system", "-
 
 
 @contextlib.contextmanager
-def _suspend_tree(paths: Paths, settings: ContainerSettings, workdir: Path, backup_log: BackupLog) -> Iterator[Path]:
+def _suspend_tree(paths: Paths, settings: ContainerSettings, workdir: Path, backup_log: BackupLog,
+                  watchdog: Watchdog) -> Iterator[Path]:
     """Copy the running container to a temporary directory, then copy the changes while it is frozen."""
     vmid = settings.vmid
-    workdir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f"vzdumptmp-{vmid}-", dir=workdir))
-    os.chmod(scratch, 0o755)
-    copy = scratch / "copy"
-    try:
+    with _scratch_directory(vmid, workdir, watchdog) as scratch:
+        copy = scratch / "copy"
         with running_view(paths, settings, scratch / "view") as view:
             backup_log.info("copying the running container's files")
-            _sync(view, copy, settings)
+            _sync(view, copy, settings, watchdog)
             backup_log.info(f"freezing CT {vmid} to copy the last changes")
-            with frozen(paths, vmid):
-                _sync(view, copy, settings)
+            with _frozen(paths, vmid, watchdog):
+                _sync(view, copy, settings, watchdog)
             backup_log.info(f"CT {vmid} thawed")
         yield copy
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _sync(view: Path, copy: Path, settings: ContainerSettings) -> None:
+def _sync(view: Path, copy: Path, settings: ContainerSettings, watchdog: Watchdog) -> None:
     """Copy the root and each backed-up mount point; rsync stays on one file system per call."""
-    run(_RSYNC + [f"{view}/", f"{copy}/"])
+    run(_RSYNC + [f"{view}/", f"{copy}/"], process_group=watchdog.process_group)
     for mount in backed_up_mounts(settings):
         relative = mount.mountpoint.strip("/")
         (copy / relative).mkdir(parents=True, exist_ok=True)
-        run(_RSYNC + [f"{view / relative}/", f"{copy / relative}/"])
+        run(_RSYNC + [f"{view / relative}/", f"{copy / relative}/"], process_group=watchdog.process_group)
 
 
 # -- snapshot ------------------------------------------------------------------------
 
 @contextlib.contextmanager
 def _snapshot_tree(paths: Paths, config: ContainerConfig, settings: ContainerSettings, workdir: Path,
-                   backup_log: BackupLog) -> Iterator[Path]:
+                   backup_log: BackupLog, watchdog: Watchdog) -> Iterator[Path]:
     """Snapshot the included volumes (frozen if running), and mount the snapshots read-only."""
     vmid = settings.vmid
     volumes = _snapshot_volumes(paths, config, settings)
     snapshots_taken: list[Callable[[], None]] = []
-    workdir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f"vzdumptmp-{vmid}-", dir=workdir))
-    os.chmod(scratch, 0o755)
-    try:
-        for volume, storage in volumes:
-            if storage.has_volume_snapshot(volume.volname, SNAPSHOT_NAME):
-                backup_log.info(f"removing the stale snapshot '{SNAPSHOT_NAME}' of {volume.volid}")
-                storage.delete_volume_snapshot(volume.volname, SNAPSHOT_NAME)
-        backup_log.info(f"creating snapshot '{SNAPSHOT_NAME}' of {len(volumes)} volume(s)")
-        with frozen(paths, vmid):
+    with _scratch_directory(vmid, workdir, watchdog) as scratch:
+        try:
             for volume, storage in volumes:
-                storage.snapshot_volume(volume.volname, SNAPSHOT_NAME)
-                snapshots_taken.append(lambda storage=storage, volume=volume:
-                             storage.delete_volume_snapshot(volume.volname, SNAPSHOT_NAME))
-        with snapshot_view(paths, settings, SNAPSHOT_NAME, scratch / "view") as view:
-            yield view
-    finally:
-        for remove in reversed(snapshots_taken):
-            try:
-                remove()
-            except PctError as exc:
-                backup_log.error(f"removing the snapshot '{SNAPSHOT_NAME}' failed: {exc}")
-        shutil.rmtree(scratch, ignore_errors=True)
+                if storage.has_volume_snapshot(volume.volname, SNAPSHOT_NAME):
+                    backup_log.info(f"removing the stale snapshot '{SNAPSHOT_NAME}' of {volume.volid}")
+                    storage.delete_volume_snapshot(volume.volname, SNAPSHOT_NAME)
+            backup_log.info(f"creating snapshot '{SNAPSHOT_NAME}' of {len(volumes)} volume(s)")
+            watchdog.note("snapshots")
+            with _frozen(paths, vmid, watchdog):
+                for volume, storage in volumes:
+                    storage.snapshot_volume(volume.volname, SNAPSHOT_NAME)
+                    snapshots_taken.append(lambda storage=storage, volume=volume:
+                                           storage.delete_volume_snapshot(volume.volname, SNAPSHOT_NAME))
+            with snapshot_view(paths, settings, SNAPSHOT_NAME, scratch / "view") as view:
+                yield view
+        finally:
+            for remove in reversed(snapshots_taken):
+                try:
+                    remove()
+                except PctError as exc:
+                    backup_log.error(f"removing the snapshot '{SNAPSHOT_NAME}' failed: {exc}")
+            watchdog.note("snapshots-removed")
 
 
 def _snapshot_volumes(paths: Paths, config: ContainerConfig, settings: ContainerSettings) -> list:

@@ -135,7 +135,7 @@ def _back_up_one(paths: Paths, vmid: int, options, target, args: argparse.Namesp
 
 
 def _prune_after_backup(paths: Paths, vmid: int, target, args: argparse.Namespace, defaults: dict) -> None:
-    from pct.backup.prune import parse_prune_options, prune_directory
+    from pct.backup.prune import keeps_everything, parse_prune_options, prune_directory
     from pct.storage.cfg import load_storage_config
 
     text = args.prune_backups
@@ -144,7 +144,10 @@ def _prune_after_backup(paths: Paths, vmid: int, target, args: argparse.Namespac
         text = definition.properties.get("prune-backups") if definition else None
     if text is None:
         text = defaults.get("prune-backups", "keep-all=1")
-    for mark in prune_directory(target, vmid, parse_prune_options(str(text))):
+    rules = parse_prune_options(str(text))
+    if keeps_everything(rules):
+        return  # nothing to remove, so the archives need not be listed
+    for mark in prune_directory(target, vmid, rules):
         if mark.mark == "remove":
             print(f"CT {vmid}: pruned '{mark.archive.name}'", file=sys.stderr)
 

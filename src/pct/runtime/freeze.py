@@ -27,4 +27,9 @@ def frozen(paths: Paths, vmid: int) -> Iterator[None]:
         os.sync()
         yield
     finally:
-        run(["lxc-unfreeze", "-P", paths.lxc_path, "-n", str(vmid)])
+        unfreeze(paths, vmid)
+
+
+def unfreeze(paths: Paths, vmid: int) -> None:
+    """Thaw the container's processes; a running container that is not frozen stays as it is."""
+    run(["lxc-unfreeze", "-P", paths.lxc_path, "-n", str(vmid)])

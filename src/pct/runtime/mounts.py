@@ -65,7 +65,12 @@ def unmount_all(paths: Paths, vmid: int) -> None:
 
     Loop devices are attached with autoclear, so unmounting detaches them.
     """
-    target = os.path.realpath(paths.rootfs_mount(vmid))
+    unmount_below(paths.rootfs_mount(vmid))
+
+
+def unmount_below(path: Path) -> None:
+    """Unmount *path* and every mount below it, deepest first."""
+    target = os.path.realpath(path)
     mounted = []
     with open("/proc/self/mountinfo") as mountinfo:
         for line in mountinfo:
