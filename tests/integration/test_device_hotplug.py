@@ -146,3 +146,39 @@ def test_hot_add_reaches_guest_child_cgroup(host, busybox_template, loop_device)
 
     host.pct("set", vmid, "--delete", "dev0")
     assert guest(host, vmid, "sh", "-c", read_in_child, check=False).returncode != 0
+
+
+@pytest.fixture
+def null_alias():
+    """A host node with the number of /dev/null under another name, below /dev as dev[n] requires."""
+    path = f"/dev/pct-test-null-{os.getpid()}"
+    os.mknod(path, 0o666 | 0o020000, os.makedev(1, 3))
+    yield path
+    os.unlink(path)
+
+
+@pytest.mark.parametrize("unprivileged", ["1", "0"])
+def test_failed_hot_add_keeps_base_devices(host, busybox_template, null_alias, unprivileged):
+    vmid = start(host, busybox_template, unprivileged)
+    guest(host, vmid, "ln", "-s", "/etc/hostname", null_alias)
+
+    result = host.pct("set", vmid, "--dev1", null_alias, check=False)
+
+    assert result.returncode != 0
+    assert "is a symlink inside the container" in result.stderr
+    assert result.stderr.count(f"CT {vmid}: ") == 1
+    assert guest(host, vmid, "true").stderr == ""
+    assert can_read(host, vmid, "/dev/null")
+
+
+@pytest.mark.parametrize("path", ["/dev/null", "/dev/full"])
+def test_unprivileged_removal_keeps_base_devices(host, busybox_template, path):
+    vmid = start(host, busybox_template, "1")
+    host.pct("set", vmid, "--dev0", f"{path},mode=0666,deny-write=1")
+    host.pct("set", vmid, "--dev0", f"{path},mode=0666")
+    host.pct("set", vmid, "--delete", "dev0")
+
+    assert guest(host, vmid, "true").stderr == ""
+    assert can_read(host, vmid, "/dev/null")
+    assert can_read(host, vmid, "/dev/full")
+    assert guest(host, vmid, "sh", "-c", "echo x > /dev/null").returncode == 0

@@ -73,3 +73,20 @@ def test_restore_drops_rule_the_device_added_at_start():
 def test_restore_ignores_wildcards_and_other_devices():
     configured = [("c 136:* rwm", True), ("b *:* m", True), ("c 10:2290 rwm", True)]
     assert rules_to_restore("c 10:229", configured, set()) == []
+
+
+def test_denies_all_by_default_follows_includes(tmp_path):
+    from pct.runtime.devicehotplug import denies_all_by_default
+
+    common = tmp_path / "common.conf"
+    common.write_text("lxc.cgroup.devices.deny = a\nlxc.cgroup.devices.allow = c 1:3 rwm\n")
+    userns = tmp_path / "userns.conf"
+    userns.write_text("lxc.cgroup.devices.deny =\n")
+    privileged = tmp_path / "privileged.conf"
+    privileged.write_text(f"lxc.include = {common}\n")
+    unprivileged = tmp_path / "unprivileged.conf"
+    unprivileged.write_text(f"lxc.include = {common}\nlxc.include = {userns}\n")
+
+    assert denies_all_by_default(privileged, unified=False)
+    assert not denies_all_by_default(unprivileged, unified=False)
+    assert not denies_all_by_default(privileged, unified=True)

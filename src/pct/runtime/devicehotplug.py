@@ -50,8 +50,13 @@ _libc = ctypes.CDLL(None, use_errno=True)
 log = logging.getLogger(__name__)
 
 
-def add_device(paths: Paths, vmid: int, pid: int, device, uid_base: int, unified: bool) -> None:
-    """Pass *device* into the running container whose init is *pid*."""
+def add_device(paths: Paths, vmid: int, pid: int, device, uid_base: int, unified: bool,
+               remaining=()) -> None:
+    """Pass *device* into the running container whose init is *pid*.
+
+    *remaining* are the container's other devices, whose rules a failed
+    attempt keeps.
+    """
     info = host_device(device, vmid)
     directory = paths.lxc_dir(vmid) / "devices"
     directory.mkdir(parents=True, exist_ok=True)
@@ -69,8 +74,10 @@ def add_device(paths: Paths, vmid: int, pid: int, device, uid_base: int, unified
     finally:
         os.close(tree_fd)
     if detail is not None:
-        set_cgroup(paths, vmid, "devices.deny", f"{device_number(info)} rwm")
+        _reset_rules(paths, vmid, pid, device, info, remaining, unified)
         node.unlink(missing_ok=True)
+        # The child's own errors already start with "CT <vmid>: ".
+        detail = detail.removeprefix(f"CT {vmid}: ")
         raise PctError(f"CT {vmid}: unable to add {device.key} to the running container: {detail}", vmid)
 
 
@@ -87,17 +94,34 @@ def remove_device(paths: Paths, vmid: int, pid: int, device, remaining, unified:
         raise PctError(f"CT {vmid}: unable to remove {device.key} from the running container: {detail}", vmid)
 
     if info is not None:
-        number = device_number(info)
+        _reset_rules(paths, vmid, pid, device, info, remaining, unified)
+    node.unlink(missing_ok=True)
+
+
+def _reset_rules(paths: Paths, vmid: int, pid: int, device, info: os.stat_result, remaining,
+                 unified: bool) -> None:
+    """Take back the cgroup rules of *device*, leaving its number as a fresh start would have it.
+
+    A container whose cgroup denies every device by default (privileged)
+    gets the number denied, then the rules of LXC's configs and of
+    *remaining* devices with the same number written again. A container
+    that allows every device (unprivileged) only loses the exceptions, such
+    as ``deny-write``, so its own ``/dev/null`` keeps working.
+    """
+    number = device_number(info)
+    config_file = paths.lxc_config(vmid)
+    if denies_all_by_default(config_file, unified):
         set_cgroup(paths, vmid, "devices.deny", f"{number} rwm")
         own = {rule for _, rule in device_rules(device, info)}
-        configured = configured_allow_rules(paths.lxc_config(vmid), unified)
+        configured = configured_allow_rules(config_file, unified)
         restore = [("devices.allow", rule) for rule in rules_to_restore(number, configured, own)]
-        for other in remaining:
-            other_info = _known_device(paths.lxc_dir(vmid) / "devices" / other.key, other.path)
-            if other_info is not None and device_number(other_info) == number:
-                restore += device_rules(other, other_info)
-        _write_rules(paths, vmid, pid, restore, unified)
-    node.unlink(missing_ok=True)
+    else:
+        restore = [("devices.allow", f"{number} rwm")]
+    for other in remaining:
+        other_info = _known_device(paths.lxc_dir(vmid) / "devices" / other.key, other.path)
+        if other_info is not None and device_number(other_info) == number:
+            restore += device_rules(other, other_info)
+    _write_rules(paths, vmid, pid, restore, unified)
 
 
 def _write_rules(paths: Paths, vmid: int, pid: int, rules: list[tuple[str, str]], unified: bool) -> None:
@@ -166,6 +190,19 @@ def configured_allow_rules(config_file: Path, unified: bool) -> list[tuple[str, 
     rules: list[tuple[str, bool]] = []
     _collect_rules(config_file, key, rules, 0)
     return rules
+
+
+def denies_all_by_default(config_file: Path, unified: bool) -> bool:
+    """Return whether the LXC config (with its includes) denies every device unless allowed.
+
+    LXC's common config writes ``devices.deny = a``, and its userns config
+    clears that again with an empty value, so an unprivileged container
+    allows every device.
+    """
+    key = "lxc.cgroup2.devices.deny" if unified else "lxc.cgroup.devices.deny"
+    rules: list[tuple[str, bool]] = []
+    _collect_rules(config_file, key, rules, 0)
+    return any(rule == "a" for rule, _ in rules)
 
 
 def _collect_rules(config_file: Path, key: str, rules: list[tuple[str, bool]], depth: int) -> None:

@@ -76,12 +76,12 @@ def _apply_device(paths: Paths, old, new, key: str) -> None:
     if pid is None:
         raise PctError(f"CT {new.vmid} not running", new.vmid)
     unified = detect_layout().unified
+    remaining = [device for device in new.devices if device.key != key]
     if before is not None:
-        remaining = [device for device in new.devices if device.key != key]
         remove_device(paths, new.vmid, pid, before, remaining, unified)
     if after is not None:
         uid_base = UNPRIVILEGED_ID_MAP[0] if new.unprivileged else 0
-        add_device(paths, new.vmid, pid, after, uid_base, unified)
+        add_device(paths, new.vmid, pid, after, uid_base, unified, remaining)
 
 
 def _nic(settings, index: int):
