@@ -116,6 +116,7 @@ def test_unprivileged_archive_is_shifted(host):
 def assert_nothing_created(host, vmid):
     assert not host.conf_path(vmid).exists()
     assert not any(name.startswith(f"{vmid}/") for name in host.images())
+    assert not (host.root / "var/lib/lxc" / str(vmid)).exists()
 
 
 def test_member_with_dotdot_rejected(host):
@@ -154,7 +155,9 @@ def test_device_node_in_unprivileged_restore(host):
     assert_one_line_error(result, "device node './etc/kmem' cannot be created in an unprivileged container")
     assert_nothing_created(host, vmid)
 
-    host.pct("restore", vmid, str(archive), "--rootfs", "local:0", "--ignore-unpack-errors")
+    ignored = host.pct("restore", vmid, str(archive), "--rootfs", "local:0", "--ignore-unpack-errors")
+    assert f"CT {vmid}: skipped while unpacking: " in ignored.stderr
+    assert "./etc/kmem" in ignored.stderr
     assert not (restored_root(host, vmid) / "etc/kmem").exists()
     assert host.conf_path(vmid).exists()
 

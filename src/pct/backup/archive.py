@@ -356,8 +356,8 @@ def extract_archive(archive: Path, rootfs: Path, id_map: tuple[int, int] | None,
         errors = error_lines(exc.stderr)
         if ignore_errors and errors and not any(_is_stream_error(line) for line in errors):
             return errors
-        raise ArchiveError(f"unable to restore archive '{archive.name}': {describe_error(errors, id_map)}",
-                           vmid) from exc
+        raise ArchiveError(f"CT {vmid}: unable to restore archive '{archive.name}': "
+                           f"{describe_error(errors, id_map)}", vmid) from exc
     return []
 
 

@@ -210,6 +210,8 @@ def _populate(paths: Paths, request: RestoreRequest, config: ContainerConfig, ar
         write_config(paths, vmid, config)
 
     settings = settings_from_config(config, vmid)
+    if not paths.lxc_dir(vmid).exists():
+        undo.append(lambda: _remove_empty_lxc_dir(paths, vmid))
     rootfs = mount_rootfs(paths, settings)
     undo.append(lambda: unmount_all(paths, vmid))
     uid_base = UNPRIVILEGED_ID_MAP[0] if unprivileged else 0
@@ -221,7 +223,17 @@ def _populate(paths: Paths, request: RestoreRequest, config: ContainerConfig, ar
     id_map = UNPRIVILEGED_ID_MAP if unprivileged else None
     for warning in extract_archive(archive, rootfs, id_map, vmid, request.ignore_unpack_errors):
         progress.log(f"WARN: {warning}")
+        log.warning("CT %s: skipped while unpacking: %s", vmid, warning)
     unmount_all(paths, vmid)
+
+
+def _remove_empty_lxc_dir(paths: Paths, vmid: int) -> None:
+    """Remove the LXC directory that a failed restore made, with its empty mount point."""
+    for directory in (paths.lxc_dir(vmid) / "rootfs", paths.lxc_dir(vmid)):
+        try:
+            directory.rmdir()
+        except FileNotFoundError:
+            pass
 
 
 def _roll_back(undo: list[Callable[[], None]], vmid: int) -> None:
