@@ -74,3 +74,13 @@ def test_restore_unique_flag():
     args = build_parser("restore").parse_args(["restore", "812", "archive.tar.zst", "--unique"])
 
     assert args.unique == "1"
+
+
+def test_unrecognized_argument_names_the_command(capsys):
+    from pct.cli.pct import dispatch
+
+    with pytest.raises(SystemExit) as excinfo:
+        dispatch(["cpusets", "900"])
+
+    assert excinfo.value.code == 2
+    assert capsys.readouterr().err == "pct cpusets: unrecognized arguments: 900 (see 'pct cpusets --help')\n"

@@ -20,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(argv: list[str]) -> int:
     parser = build_parser(_requested_command(argv))
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # argparse would name only "pct"; the hint should lead to the command's own help.
+        prog = f"pct {args.command}" if args.command else "pct"
+        parser.exit(2, f"{prog}: unrecognized arguments: {' '.join(extras)} (see '{prog} --help')\n")
     if args.command is None:
         parser.print_help()
         return 2
