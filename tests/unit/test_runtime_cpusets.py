@@ -72,3 +72,13 @@ def test_post_stop_hook_starts_balancer_detached(tmp_path):
 def test_balancer_main_rejects_bad_arguments(capsys):
     assert cpusets_main(["--after-stop", "x"]) == 2
     assert "usage: python -m pct.runtime.cpusets --after-stop VMID" in capsys.readouterr().err
+
+
+def test_rebalance_after_stop_leaves_removed_root_alone(tmp_path):
+    from pct.paths import Paths
+    from pct.runtime.cpusets import rebalance_after_stop
+
+    root = tmp_path / "gone"
+    rebalance_after_stop(Paths(root), 101, timeout=0)
+
+    assert not root.exists()

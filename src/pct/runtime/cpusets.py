@@ -202,6 +202,10 @@ def rebalance_after_stop(paths: Paths, vmid: int, timeout: float = STOP_WAIT_SEC
     deadline = time.monotonic() + timeout
     while vmid in running_vmids(paths) and time.monotonic() < deadline:
         time.sleep(STOP_POLL_SECONDS)
+    # A root removed meanwhile (a test's root, say) has nothing to place,
+    # and taking the lock would create its directories again.
+    if not paths.lxc_conf_dir.is_dir():
+        return
     rebalance_quietly(paths)
 
 
