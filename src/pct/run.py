@@ -86,8 +86,8 @@ def start(argv: Sequence[str]) -> subprocess.Popen:
 def spawn_detached(argv: Sequence[str], *, log_file: str | os.PathLike, pass_fds: Sequence[int] = ()) -> int:
     """Start *argv* in a session of its own that outlives the caller; return its PID.
 
-    Its stdin is /dev/null and its output is appended to *log_file*. Nobody
-    waits for it, so it must end by itself.
+    Its stdin is /dev/null and its output is appended to *log_file*. No
+    process waits for it, so it must exit by itself.
     """
     argv = [str(a) for a in argv]
     _debug("start detached: %s", shlex.join(argv))

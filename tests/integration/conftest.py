@@ -125,6 +125,18 @@ class NetworkBridge:
 
 
 @pytest.fixture
+def loop_device(host):
+    """A loop device over a 1 MiB file below the test root, detached afterwards."""
+    backing = host.root / "device.img"
+    with open(backing, "wb") as image:
+        image.truncate(1 << 20)
+    device = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    yield device
+    subprocess.run(["losetup", "-d", device], capture_output=True)
+
+
+@pytest.fixture
 def bridge():
     """A bridge with no uplink, no NAT and no forwarding, deleted afterwards."""
     test_bridge = NetworkBridge(next(_bridges))

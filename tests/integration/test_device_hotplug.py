@@ -6,17 +6,6 @@ import subprocess
 import pytest
 
 
-@pytest.fixture
-def loop_device(host):
-    backing = host.root / "device.img"
-    with open(backing, "wb") as image:
-        image.truncate(1 << 20)
-    device = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    yield device
-    subprocess.run(["losetup", "-d", device], capture_output=True)
-
-
 def start(host, template, unprivileged):
     vmid = host.new_vmid()
     host.pct("create", vmid, str(template), "--memory", "96", "--unprivileged", unprivileged)
@@ -69,7 +58,7 @@ def test_device_hot_add_and_remove(host, busybox_template, loop_device, unprivil
 
 def test_removed_device_is_denied_again(host, busybox_template, loop_device):
     # A privileged container may mknod any node (LXC allows 'b *:* m'), so
-    # only the devices cgroup stands between it and the device.
+    # only the devices cgroup keeps it from the device.
     vmid = start(host, busybox_template, "0")
     number = os.stat(loop_device).st_rdev
     node = "/tmp/loop-node"

@@ -43,17 +43,6 @@ def test_unprivileged_keyctl_follows_feature(host, debian_template):
     assert guest(host, vmid, "perl", "-e", probe).stdout != "38"
 
 
-@pytest.fixture
-def loop_device(host):
-    backing = host.root / "device.img"
-    with open(backing, "wb") as image:
-        image.truncate(1 << 20)
-    device = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    yield device
-    subprocess.run(["losetup", "-d", device], capture_output=True)
-
-
 @pytest.mark.parametrize("unprivileged", ["1", "0"])
 def test_device_passthrough(host, busybox_template, loop_device, unprivileged):
     vmid = create(host, busybox_template, "--unprivileged", unprivileged,

@@ -84,7 +84,7 @@ class Watchdog:
             # One write of less than PIPE_BUF bytes reaches the reader whole.
             os.write(self._pipe, line.encode("utf-8", "surrogateescape"))
         except BrokenPipeError:
-            # The watchdog was killed too, so nobody will clean up after a kill.
+            # The watchdog was killed too, so a later kill of this process leaves its steps undone.
             self._pipe = None
 
     def dismiss(self) -> None:
@@ -118,7 +118,7 @@ def _watch(read_end: int, clean_up: Callable[[Events], None]) -> None:
 
 
 def _detach_standard_streams() -> None:
-    """Point stdin and stdout at /dev/null, so a reader of ``vzdump --stdout`` sees end of file when vzdump exits.
+    """Point stdin and stdout at /dev/null, so a reader of ``vzdump --stdout`` gets end of file when vzdump exits.
 
     stderr stays, for the message about the clean-up.
     """

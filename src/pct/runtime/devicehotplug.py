@@ -2,9 +2,9 @@
 
 Hot plug does what a start does for a device: a private node below the
 container's LXC directory, a bind mount of it at the device path inside the
-container, and a devices cgroup rule. The rule goes through ``lxc-cgroup``:
-with cgroup v1 it writes ``devices.allow`` and ``devices.deny``, and with the
-unified v2 layout LXC 5 turns the same request into an update of the
+container, and a devices cgroup rule. The rule goes through ``lxc-cgroup``.
+With cgroup v1 it writes ``devices.allow`` and ``devices.deny``. With the
+unified v2 layout, LXC 5 turns the same request into an update of the
 container's BPF device program through its command socket (``cgfsng_set``
 in LXC's cgroups/cgfsng.c).
 
