@@ -17,7 +17,7 @@ apt-get install -y --no-install-recommends \
     tar zstd xz-utils gzip e2fsprogs btrfs-progs util-linux mount \
     iproute2 iputils-ping openssl openssh-client tmux lxcfs \
     gpgv gnupg \
-    lzop rsync quota \
+    lzop rsync quota acl \
     python3 python3-venv python3-pip ca-certificates
 
 # Unprivileged containers map container ids 0-65535 to host ids 100000-165535.

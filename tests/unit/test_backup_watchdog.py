@@ -84,3 +84,35 @@ def test_dismissed_watchdog_does_nothing(tmp_path):
     assert process.returncode == 0, process.stderr.read()
     assert not result.exists()
     assert wait_gone(watchdog_pid)
+
+
+CONFIG = "arch: amd64\nhostname: ct\nlock: backup\nostype: debian\n"
+
+
+def clean_up_after_kill(tmp_path, events):
+    """Run the backup's clean-up for a killed vzdump of CT 150 that left *events*; return the config after it."""
+    from pct.backup.vzdump import BackupLog, _clean_up_killed_backup
+    from pct.paths import Paths
+    from pct.tasks import Task
+
+    paths = Paths(tmp_path)
+    paths.conf(150).parent.mkdir(parents=True)
+    paths.conf(150).write_text(CONFIG)
+    progress = Task(paths, "vzdump", 150, None)
+    _clean_up_killed_backup(paths, 150, BackupLog(progress, tmp_path / "backup.log"), progress, 4242, events)
+    return paths.conf(150).read_text(), (tmp_path / "backup.log").read_text()
+
+
+def test_killed_backup_removes_noted_lock(tmp_path, capsys):
+    config, log = clean_up_after_kill(tmp_path, [("locked", "")])
+
+    assert "lock:" not in config
+    assert "Backup of CT 150 failed - the vzdump process 4242 was killed" in log
+    assert "CT 150: backup failed: the vzdump process 4242 was killed" in capsys.readouterr().err
+
+
+def test_unnoted_lock_survives_kill(tmp_path):
+    # The process died before it noted its lock, so this lock is another backup's.
+    config, _log = clean_up_after_kill(tmp_path, [])
+
+    assert config == CONFIG

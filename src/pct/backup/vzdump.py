@@ -134,19 +134,21 @@ def backup_container(paths: Paths, vmid: int, options: BackupOptions, target: Ba
 
     with task(paths, "vzdump", vmid) as progress:
         backup_log = BackupLog(progress, target.directory / name.log_name if target else None)
+        # The watchdog starts before the lock is written and removes it only
+        # after the ``locked`` event.
+        watchdog = Watchdog()
+        watchdog.start(functools.partial(_clean_up_killed_backup, paths, vmid, backup_log, progress, os.getpid()))
         try:
             backup_log.info(f"Starting backup of CT {vmid} (mode {options.mode}, compression {options.compress})")
-            config = _lock_for_backup(paths, vmid)
+            config = _lock_for_backup(paths, vmid, watchdog)
         except BaseException as exc:
             backup_log.error(f"Backup of CT {vmid} failed - {exc or type(exc).__name__}")
+            watchdog.dismiss()
             backup_log.close()
             raise
         was_running = is_running(paths, vmid)
-        # Limitation: a SIGKILL between writing the lock and this fork leaves
-        # ``lock: backup`` in the config, to be cleared with ``pct unlock``.
-        watchdog = Watchdog()
-        watchdog.start(functools.partial(_clean_up_killed_backup, paths, vmid, config, was_running, backup_log,
-                                         progress, os.getpid()))
+        if was_running:
+            watchdog.note("running")
         try:
             result = _run_backup(paths, vmid, config, options, target, name.name, stdout, backup_log, watchdog)
             backup_log.info(f"Finished backup of CT {vmid} in {time.time() - started:.1f} s")
@@ -184,7 +186,7 @@ def expand_notes(template: str, config: ContainerConfig, vmid: int) -> str:
     return text
 
 
-def _lock_for_backup(paths: Paths, vmid: int) -> ContainerConfig:
+def _lock_for_backup(paths: Paths, vmid: int, watchdog: Watchdog) -> ContainerConfig:
     with config_lock(paths, vmid):
         config = load_config(paths, vmid)
         lock = config.main.get("lock")
@@ -192,6 +194,11 @@ def _lock_for_backup(paths: Paths, vmid: int) -> ContainerConfig:
             raise LockError(f"CT {vmid} is locked ({lock})", vmid)
         config.main.set("lock", "backup")
         write_config(paths, vmid, config)
+        # Limitation: a SIGKILL between the write above and this note leaves
+        # ``lock: backup``, to be cleared with ``pct unlock``. Noting it before
+        # the write would instead let the watchdog remove the lock of a backup
+        # that started right after this process died.
+        watchdog.note("locked")
     return config
 
 
@@ -212,8 +219,8 @@ def _restore_state(paths: Paths, vmid: int, was_running: bool, backup_log: Backu
         start_container(paths, vmid)
 
 
-def _clean_up_killed_backup(paths: Paths, vmid: int, config: ContainerConfig, was_running: bool,
-                            backup_log: BackupLog, progress: Task, backup_pid: int, events: Events) -> None:
+def _clean_up_killed_backup(paths: Paths, vmid: int, backup_log: BackupLog, progress: Task, backup_pid: int,
+                            events: Events) -> None:
     """Undo the steps that *events* record of a killed backup process; runs in the watchdog.
 
     The watchdog has already ended the backup's tar, compressor and rsync.
@@ -237,11 +244,13 @@ def _clean_up_killed_backup(paths: Paths, vmid: int, config: ContainerConfig, wa
     if pending("mounted", "unmounted"):
         steps.append(("unmounting the volumes", lambda: unmount_all(paths, vmid)))
     if pending("snapshots", "snapshots-removed"):
-        steps.append(("removing the backup snapshots", lambda: _remove_snapshots(paths, config, vmid)))
+        steps.append(("removing the backup snapshots", lambda: _remove_snapshots(paths, vmid)))
     if pending("stopping", "mounted"):
         steps.append(("waiting for the shutdown", lambda: _wait_stopped(paths, vmid)))
-    steps.append(("removing the backup lock", lambda: _unlock(paths, vmid)))
-    steps.append(("restoring the container's state", lambda: _restore_state(paths, vmid, was_running, backup_log)))
+    if "locked" in values:
+        steps.append(("removing the backup lock", lambda: _unlock(paths, vmid)))
+    steps.append(("restoring the container's state",
+                  lambda: _restore_state(paths, vmid, "running" in values, backup_log)))
     for description, step in steps:
         try:
             step()
@@ -258,7 +267,8 @@ def _remove_scratch(scratch: Path) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _remove_snapshots(paths: Paths, config: ContainerConfig, vmid: int) -> None:
+def _remove_snapshots(paths: Paths, vmid: int) -> None:
+    config = load_config(paths, vmid)
     for volume, storage in _snapshot_volumes(paths, config, settings_from_config(config, vmid)):
         if storage.has_volume_snapshot(volume.volname, SNAPSHOT_NAME):
             storage.delete_volume_snapshot(volume.volname, SNAPSHOT_NAME)

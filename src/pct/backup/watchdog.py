@@ -2,7 +2,7 @@
 
 ``vzdump`` undoes a failed backup itself, also on SIGTERM, SIGHUP and SIGINT.
 SIGKILL (or the OOM killer) gives it no chance, so each backup forks a
-watchdog once the container is locked. The backup writes one line to a pipe
+watchdog before it locks the container. The backup writes one line to a pipe
 for each step that must be undone if it dies (an event such as ``mounted`` or
 ``frozen``), and ``done`` when it has finished and cleaned up. The watchdog
 reads the pipe until end of file. End of file without ``done`` means that

@@ -19,7 +19,6 @@ spelling (``key: value``, one space after the colon).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -192,6 +191,9 @@ def write_config(paths: Paths, vmid: int, cfg: ContainerConfig) -> None:
 
 def config_digest(text: str) -> str:
     """Return the SHA-1 hex digest of config file text, used to detect concurrent edits."""
+    # Imported here: loading OpenSSL costs about 3 ms, and most commands never need a digest.
+    import hashlib
+
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 

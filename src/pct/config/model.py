@@ -7,7 +7,7 @@ so a bad value fails here with a ``ParameterError`` naming the key.
 
 from __future__ import annotations
 
-import platform
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -298,7 +298,7 @@ def generate_hwaddr(rng: random.Random | None = None) -> str:
 
 def host_arch() -> str:
     """Return the container architecture name of this host (``amd64`` on x86_64)."""
-    machine = platform.machine()
+    machine = os.uname().machine
     return _HOST_ARCHES.get(machine, machine)
 
 
