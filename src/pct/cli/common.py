@@ -44,9 +44,38 @@ def debug_enabled(argv: list[str], option_commands: frozenset[str] = frozenset()
     return command < end and argv[command] not in option_commands and "--debug" in argv[command:end]
 
 
-def run_tool(name: str, argv: list[str], dispatch: Callable[[list[str]], int],
+def run_tool(name: str, argv: list[str] | None, dispatch: Callable[[list[str]], int],
              option_commands: frozenset[str] = frozenset()) -> int:
-    """Run a tool's *dispatch*, turning library errors into one line on stderr."""
+    """Run a tool's *dispatch*, turning library errors into one line on stderr.
+
+    With *argv* None the arguments come from ``sys.argv`` and the tool is
+    the whole process, which then ends as soon as the command has finished.
+    """
+    if argv is None:
+        exit_process(_run_tool(name, sys.argv[1:], dispatch, option_commands))
+    return _run_tool(name, argv, dispatch, option_commands)
+
+
+def exit_process(status: int) -> None:
+    """End the process with *status* once the standard streams and log handlers are flushed.
+
+    This skips the interpreter's teardown of every loaded module, which took
+    7 to 13 ms at the end of a ``vzdump`` run. No command leaves work for
+    that teardown: files are closed where they are used, and every thread is
+    a daemon.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe or stream: the normal exit would not write it either
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    os._exit(status)
+
+
+def _run_tool(name: str, argv: list[str], dispatch: Callable[[list[str]], int],
+              option_commands: frozenset[str]) -> int:
     argv = normalise_argv(argv)
     debug = debug_enabled(argv, option_commands)
     if debug:

@@ -13,8 +13,7 @@ from pct.cli.common import run_tool
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if _plain_exec(argv):
+    if _plain_exec(sys.argv[1:] if argv is None else argv):
         return run_tool("pct", argv, _exec)
     from pct.cli.pct import main as full_main
 

@@ -15,7 +15,7 @@ OPTION_COMMANDS = frozenset({"create", "set"})
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_tool("pct", sys.argv[1:] if argv is None else argv, dispatch, OPTION_COMMANDS)
+    return run_tool("pct", argv, dispatch, OPTION_COMMANDS)
 
 
 def dispatch(argv: list[str]) -> int:

@@ -14,7 +14,7 @@ MINIMAL_TEMPLATE = "busybox-test_1.0-1_amd64.tar.gz"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_tool("pveam", sys.argv[1:] if argv is None else argv, dispatch)
+    return run_tool("pveam", argv, dispatch)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ _UNITS = {"": 1 << 10, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_tool("pvesm", sys.argv[1:] if argv is None else argv, dispatch)
+    return run_tool("pvesm", argv, dispatch)
 
 
 def build_parser() -> argparse.ArgumentParser:

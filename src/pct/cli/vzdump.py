@@ -18,7 +18,7 @@ class Interrupted(PctError):
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_tool("vzdump", sys.argv[1:] if argv is None else argv, dispatch)
+    return run_tool("vzdump", argv, dispatch)
 
 
 def build_parser() -> argparse.ArgumentParser:
