@@ -141,34 +141,95 @@ def wait(process: subprocess.Popen) -> str:
     return stdout
 
 
-def run_fed_from_file(argv: Sequence[str], source: str, *, cwd=None) -> None:
+def run_fed_from_file(argv: Sequence[str], source: str, *, cwd=None,
+                      decompress: Sequence[str] | None = None) -> None:
     """Run *argv* with the content of the file *source* written to its stdin.
 
     The caller writes the data itself, rather than handing over the open file,
     so that the command reads end of input and exits when the caller is killed
     midway instead of running on unsupervised.
+
+    With *decompress* the file goes through that command (``zstd -dc``, for
+    example) on its way to *argv*. Once *argv* has exited, the rest of the
+    decompressed stream is read and discarded, so the decompressor reaches
+    the end of its input and checks it. Otherwise, a checksum error at the
+    end of a stream would go unnoticed, because tar stops reading at the
+    archive's end marker. A failed decompressor is reported before *argv*.
     """
     argv = [str(a) for a in argv]
-    _debug("run: %s < %s", shlex.join(argv), source)
-    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, cwd=cwd)
-    stderr_chunks: list[bytes] = []
-    import threading
-
-    reader = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()), daemon=True)
-    reader.start()
+    if decompress is None:
+        _debug("run: %s < %s", shlex.join(argv), source)
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, cwd=cwd)
+        errors = _StderrReader(process)
+        _feed(source, process.stdin)
+        _raise_if_failed(argv, process.wait(), errors.text())
+        return
+    decompress = [str(a) for a in decompress]
+    _debug("run: %s < %s | %s", shlex.join(decompress), source, shlex.join(argv))
+    stages = []
     try:
-        _copy_to_pipe(source, process.stdin)
+        first = subprocess.Popen(decompress, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        stages.append(first)
+        second = subprocess.Popen(argv, stdin=first.stdout, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, cwd=cwd)
+        stages.append(second)
+        first_errors = _StderrReader(first)
+        second_errors = _StderrReader(second)
+        import threading
+
+        feeder = threading.Thread(target=_feed, args=(source, first.stdin), daemon=True)
+        feeder.start()
+        second_status = second.wait()
+        _drain(first.stdout)
+        first_status = first.wait()
+        feeder.join()
+    finally:
+        for process in stages:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    _raise_if_failed(decompress, first_status, first_errors.text())
+    _raise_if_failed(argv, second_status, second_errors.text())
+
+
+class _StderrReader:
+    """Read a process's stderr in a thread, so that a full pipe never stops it."""
+
+    def __init__(self, process: subprocess.Popen):
+        import threading
+
+        self._chunks: list[bytes] = []
+        self._thread = threading.Thread(target=lambda: self._chunks.append(process.stderr.read()), daemon=True)
+        self._thread.start()
+
+    def text(self) -> str:
+        self._thread.join()
+        return b"".join(self._chunks).decode(errors="replace")
+
+
+def _feed(source: str, pipe) -> None:
+    """Write the file *source* into *pipe* and close it; a reader that stopped early is not an error here."""
+    try:
+        _copy_to_pipe(source, pipe)
     except BrokenPipeError:
         pass  # the command stopped reading, and its exit status gives the reason
     finally:
         try:
-            process.stdin.close()
+            pipe.close()
         except BrokenPipeError:
             pass
-    returncode = process.wait()
-    reader.join()
-    stderr = b"".join(stderr_chunks).decode(errors="replace")
+
+
+def _drain(pipe) -> None:
+    """Read *pipe* to its end, discarding the data, and close it."""
+    while pipe.read(1 << 20):
+        pass
+    pipe.close()
+
+
+def _raise_if_failed(argv: list[str], returncode: int, stderr: str) -> None:
     if returncode != 0:
         _debug("failed with status %d: %s", returncode, stderr.strip())
         raise CommandError(argv, returncode, stderr)

@@ -68,7 +68,7 @@ def test_corrupt_template_leaves_nothing(host, tmp_path):
     corrupt = tmp_path / "corrupt.tar.gz"
     corrupt.write_bytes(b"\x1f\x8b" + os.urandom(4096))
     result = host.pct("create", vmid, str(corrupt), check=False)
-    assert_one_line_error(result, "unable to extract template 'corrupt.tar.gz'")
+    assert_one_line_error(result, "unable to extract template 'corrupt.tar.gz': the gzip stream is damaged: ")
     assert not host.conf_path(vmid).exists()
     assert host.images() == []
     assert _mounts_below(host.root) == []

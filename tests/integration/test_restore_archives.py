@@ -185,6 +185,29 @@ def test_corrupt_compressed_stream(host):
     assert_nothing_created(host, vmid)
 
 
+def test_zstd_checksum_error_detected(host):
+    # Random data is stored in raw zstd blocks, so a changed byte there is
+    # noticed only by the frame's checksum at the end. The zeros after the
+    # archive's end marker, as tar's 1 MiB records leave them, make tar stop
+    # reading before the decompressor gets to that checksum.
+    plain = build_archive(host.root / "sum.tar", PRIVILEGED_CONFIG, [file_entry("./random", os.urandom(300000))],
+                          mode="w")
+    with open(plain, "ab") as archive:
+        archive.write(bytes(2 << 20))
+    subprocess.run(["zstd", "-q", "--rm", str(plain)], check=True)
+    archive = host.root / "sum.tar.zst"
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    vmid = host.new_vmid()
+
+    result = host.pct("restore", vmid, str(archive), "--rootfs", "local:0", check=False)
+
+    assert_one_line_error(result, "unable to restore archive 'sum.tar.zst': the zstd stream is damaged: ")
+    assert "checksum" in result.stderr
+    assert_nothing_created(host, vmid)
+
+
 def test_not_an_archive(host):
     archive = host.root / "notes.txt"
     archive.write_text("just text\n" * 100)

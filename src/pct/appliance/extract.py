@@ -11,6 +11,7 @@ left out.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pct.errors import CommandError, TemplateError
@@ -25,6 +26,32 @@ _COMPRESSION_MAGIC = [
     (b"BZh", "--bzip2"),
 ]
 _TAR_MAGIC_OFFSET = 257
+# The command that decompresses each format from stdin to stdout.
+_DECOMPRESSORS = {
+    "--gzip": ["gzip", "-d", "-c"],
+    "--xz": ["xz", "-d", "-c"],
+    "--zstd": ["zstd", "-d", "-c", "-q"],
+    "--lzop": ["lzop", "-d", "-c"],
+    "--bzip2": ["bzip2", "-d", "-c"],
+}
+
+
+# The name that gzip, zstd, lzop, xz and bzip2 give their standard input before a message.
+_STDIN_PREFIX = re.compile(r"^(?:[a-z0-9]+: )?(?:stdin|<stdin>|\(stdin\)|/\*stdin\*\\)\s*: ")
+
+
+def decompressor(flag: str | None) -> list[str] | None:
+    """Return the command that decompresses a stream of tar's compression *flag*, None for a plain tar."""
+    return list(_DECOMPRESSORS[flag]) if flag else None
+
+
+def damaged_stream(error: CommandError, decompress: list[str] | None) -> str | None:
+    """Return a one-line description when *error* is the failure of the *decompress* command, else None."""
+    if decompress is None or error.argv != decompress:
+        return None
+    lines = [line.strip() for line in error.stderr.splitlines() if line.strip()]
+    detail = _STDIN_PREFIX.sub("", lines[0]) if lines else f"exit status {error.returncode}"
+    return f"the {decompress[0]} stream is damaged: {detail}"
 
 
 def detect_compression(path: Path) -> str | None:
@@ -50,12 +77,10 @@ def extract_template(archive: Path, rootfs: Path, id_map: tuple[int, int] | None
     """
     if not archive.is_file():
         raise TemplateError(f"template '{archive}' does not exist", vmid)
-    compression = detect_compression(archive)
+    decompress = decompressor(detect_compression(archive))
 
     tar = ["tar", "-x", "-f", "-", "--numeric-owner", "--xattrs", "--xattrs-include=*",
            "--same-permissions", "--sparse", "-C", "."]
-    if compression:
-        tar.insert(1, compression)
     if id_map is not None:
         host_id, count = id_map
         tar += ["--exclude=./dev/*"]
@@ -64,9 +89,10 @@ def extract_template(archive: Path, rootfs: Path, id_map: tuple[int, int] | None
     # tar reads the archive from stdin and works in the current directory, so
     # the mapped user never needs to open the host paths leading to either.
     try:
-        run_fed_from_file(tar, str(archive), cwd=rootfs)
+        run_fed_from_file(tar, str(archive), cwd=rootfs, decompress=decompress)
     except CommandError as exc:
-        raise TemplateError(f"unable to extract template '{archive.name}': {_first_error(exc.stderr)}", vmid) from exc
+        detail = damaged_stream(exc, decompress) or _first_error(exc.stderr)
+        raise TemplateError(f"unable to extract template '{archive.name}': {detail}", vmid) from exc
 
 
 def _first_error(stderr: str) -> str:

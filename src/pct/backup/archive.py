@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable
 from pct.backup.names import COMPRESSORS, normalise_compress
 from pct.errors import CommandError, PctError
 from pct.run import run, spawn, wait_spawned
-from pct.appliance.extract import detect_compression
+from pct.appliance.extract import damaged_stream, decompressor, detect_compression
 
 CONFIG_MEMBER = "./etc/vzdump/pct.conf"
 FIREWALL_MEMBER = "./etc/vzdump/pct.fw"
@@ -343,9 +343,10 @@ def extract_archive(archive: Path, rootfs: Path, id_map: tuple[int, int] | None,
     owners and cannot create device nodes. With *ignore_errors* the errors of
     single members are returned as warnings instead of raised.
     """
-    argv = ["tar", "-x", "-f", "-", *decompress_flag(archive), "--numeric-owner", "--xattrs",
-            "--xattrs-include=*", "--acls", "--same-permissions", "--sparse", "--anchored",
-            f"--exclude={CONFIG_MEMBER}", f"--exclude={FIREWALL_MEMBER}", "-C", "."]
+    decompress = decompressor(next(iter(decompress_flag(archive)), None))
+    argv = ["tar", "-x", "-f", "-", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
+            "--same-permissions", "--sparse", "--anchored", f"--exclude={CONFIG_MEMBER}",
+            f"--exclude={FIREWALL_MEMBER}", "-C", "."]
     if id_map is not None:
         host_id, count = id_map
         # LXC mounts a fresh /dev into an unprivileged container, so its nodes are not needed.
@@ -354,9 +355,12 @@ def extract_archive(archive: Path, rootfs: Path, id_map: tuple[int, int] | None,
     try:
         from pct.run import run_fed_from_file
 
-        run_fed_from_file(argv, str(archive), cwd=rootfs)
+        run_fed_from_file(argv, str(archive), cwd=rootfs, decompress=decompress)
     except CommandError as exc:
         errors = error_lines(exc.stderr)
+        damage = damaged_stream(exc, decompress)
+        if damage:
+            raise ArchiveError(f"CT {vmid}: unable to restore archive '{archive.name}': {damage}", vmid) from exc
         if ignore_errors and errors and not any(_is_stream_error(line) for line in errors):
             return errors
         raise ArchiveError(f"CT {vmid}: unable to restore archive '{archive.name}': "
