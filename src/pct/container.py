@@ -31,7 +31,7 @@ from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
 from pct.runtime.mountpoints import check_new_bind_mounts, mount_all
 from pct.runtime.mounts import mount_rootfs, unmount_all
 from pct.runtime.state import is_running
-from pct.storage import get_storage, parse_volume_id
+from pct.storage import get_storage, local_file, parse_volume_id
 from pct.undo import roll_back
 from pct.tasks import Task, task
 
@@ -65,10 +65,9 @@ class CreateRequest:
 
 
 def resolve_template(paths: Paths, template: str, vmid: int) -> Path:
-    """Return the host path of *template*: an absolute path or a ``storage:vztmpl/`` id."""
-    if template.startswith("/"):
-        path = Path(template)
-    else:
+    """Return the host path of *template*: a file path or a ``storage:vztmpl/`` id."""
+    path = local_file(template)
+    if path is None:
         storage_id, volname = parse_volume_id(template)
         path = get_storage(paths, storage_id).template_path(volname)
     if not path.is_file():

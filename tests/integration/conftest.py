@@ -54,9 +54,9 @@ class Host:
         return vmid
 
     def pct(self, *args: str, check: bool = True, timeout: float = 300, input: str | None = None,
-            tool: str = "pct") -> subprocess.CompletedProcess:
+            tool: str = "pct", cwd: Path | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run([pct_command(tool), *map(str, args)], env=self.env, text=True,
-                                capture_output=True, timeout=timeout, input=input)
+                                capture_output=True, timeout=timeout, input=input, cwd=cwd)
         if check and result.returncode != 0:
             raise AssertionError(f"pct {' '.join(map(str, args))} failed ({result.returncode}): "
                                  f"{result.stderr.strip()}")

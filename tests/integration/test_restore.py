@@ -87,6 +87,21 @@ def test_extractconfig_by_volume_id(host, busybox_template):
     assert_one_line_error(missing, "does not exist")
 
 
+def test_archive_named_relative_to_working_directory(host, busybox_template):
+    source = host.new_vmid()
+    host.pct("create", source, str(busybox_template), "--hostname", "relative")
+    archive = back_up(host, source)
+    target = host.new_vmid()
+
+    config = host.pct("extractconfig", archive.name, tool="pvesm", cwd=archive.parent).stdout
+    host.pct("restore", target, archive.name, cwd=archive.parent)
+    missing = host.pct("restore", host.new_vmid(), "missing.tar.zst", cwd=archive.parent, check=False)
+
+    assert "hostname: relative" in config
+    assert "hostname: relative" in host.conf_text(target)
+    assert_one_line_error(missing, "backup archive 'missing.tar.zst' does not exist")
+
+
 def test_existing_id_needs_force_and_stopped(host, busybox_template):
     source = host.new_vmid()
     host.pct("create", source, str(busybox_template), "--hostname", "from-backup")

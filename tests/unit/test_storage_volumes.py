@@ -1,5 +1,7 @@
 """Volume names, declared features, config volume helpers and size parsing, without root."""
 
+from pathlib import Path
+
 import pytest
 
 from pct.cli.pvesm import parse_alloc_size
@@ -152,3 +154,16 @@ def test_snapshot_tree_current_last():
     assert names == ["a", "b", "c", "current"]
     assert tree.splitlines()[3].startswith("  `-> current")
     assert tree.splitlines()[0].rstrip().endswith("first")
+
+
+def test_local_file_or_volume_id(tmp_path, monkeypatch):
+    from pct.storage import local_file
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "odd:name.tar").write_bytes(b"")
+
+    assert local_file("/srv/a.tar") == Path("/srv/a.tar")
+    assert local_file("archive.tar.zst") == tmp_path / "archive.tar.zst"
+    assert local_file("./x.tar") == tmp_path / "x.tar"
+    assert local_file("odd:name.tar") == tmp_path / "odd:name.tar"
+    assert local_file("local:backup/vzdump-lxc-100-2024_01_01-00_00_00.tar") is None

@@ -14,7 +14,7 @@ from pathlib import Path
 from pct.backup.names import ArchiveName, parse_archive_name
 from pct.errors import StorageError
 from pct.paths import Paths
-from pct.storage import get_storage, parse_volume_id
+from pct.storage import get_storage, local_file, parse_volume_id
 
 BACKUP_PREFIX = "backup/"
 
@@ -60,10 +60,9 @@ def dumpdir_target(directory: str) -> BackupTarget:
 
 
 def resolve_archive(paths: Paths, archive: str) -> Path:
-    """Return the host path of *archive*: an absolute path or a ``storage:backup/<name>`` volume id."""
-    if archive.startswith("/") or archive.startswith("."):
-        path = Path(archive)
-    else:
+    """Return the host path of *archive*: a file path or a ``storage:backup/<name>`` volume id."""
+    path = local_file(archive)
+    if path is None:
         storage_id, volname = parse_volume_id(archive)
         if not volname.startswith(BACKUP_PREFIX) or "/" in volname[len(BACKUP_PREFIX):]:
             raise StorageError(f"'{archive}' is not a backup volume (expected {storage_id}:backup/<file name>)")

@@ -42,6 +42,18 @@ def parse_volume_id(volid: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def local_file(argument: str) -> Path | None:
+    """Return *argument* as an absolute path when it names a file rather than a volume id, else None.
+
+    An absolute path, a name without ``:`` and an existing file count as
+    files, so ``archive.tar.zst`` in the working directory works as it does
+    in Proxmox VE.
+    """
+    if argument.startswith("/") or ":" not in argument or os.path.isfile(argument):
+        return Path(argument).absolute()
+    return None
+
+
 @dataclass(frozen=True)
 class StorageStatus:
     """Capacity of a storage in bytes, as ``pvesm status`` shows it."""
