@@ -8,7 +8,7 @@ import time
 
 from backup_helpers import (ARCHIVE_PATTERN, archives, assert_one_line_error, dump_dir, members,
                             verbose_listing)
-from conftest import _mounts_below
+from conftest import _mounts_below, pct_command
 
 
 def lxc_state(host, vmid):
@@ -111,7 +111,9 @@ def test_archive_keeps_mtime_not_atime(host, busybox_template):
     # keeps; tar leaves out the fraction's trailing zeros.
     whole, _, fraction = stamped.pax_headers["mtime"].partition(".")
     assert whole == seconds
-    assert 1 <= len(fraction) <= 9 and fraction.isdigit() and not fraction.endswith("0")
+    assert 1 <= len(fraction) <= 9
+    assert fraction.isdigit()
+    assert not fraction.endswith("0")
     assert not any("atime" in headers for headers in records)
     assert not any("ctime" in headers for headers in records)
 
@@ -160,6 +162,32 @@ def test_backup_of_locked_container_rejected(host, busybox_template):
     assert_one_line_error(result, f"CT {vmid} is locked (migrate)")
     assert config.read_text() == before
     assert not dump_dir(host).exists() or archives(host, vmid) == []
+
+
+def test_second_backup_gets_own_log(host, busybox_template):
+    # The first backup is paced, so the second starts while it holds the lock.
+    vmid = host.new_vmid()
+    host.pct("create", vmid, str(busybox_template))
+    first = subprocess.Popen([pct_command("vzdump"), str(vmid), "--mode", "stop", "--bwlimit", "1024"],
+                             env=host.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while "lock: backup" not in host.conf_text(vmid):
+        assert first.poll() is None, first.stderr.read()
+        time.sleep(0.02)
+
+    refused = host.pct(vmid, "--mode", "stop", check=False, tool="vzdump")
+    assert first.wait(timeout=120) == 0
+    again = host.pct(vmid, "--mode", "stop", tool="vzdump")
+
+    assert_one_line_error(refused, f"CT {vmid} is locked (backup)")
+    logs = sorted(path for path in dump_dir(host).iterdir() if path.suffix == ".log")
+    assert len(logs) == 3
+    texts = [path.read_text() for path in logs]
+    assert "Finished backup" in texts[0]
+    assert "locked" not in texts[0]
+    assert "is locked (backup)" in texts[1]
+    assert "Finished backup" in texts[2]
+    assert len(archives(host, vmid)) == 2
+    assert again.returncode == 0
 
 
 def test_snapshot_mode_rejected_on_dir_storage(host, busybox_template):

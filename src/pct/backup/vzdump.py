@@ -31,11 +31,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, TextIO
 
 from pct.backup.archive import (ArchiveError, ArchiveSource, StreamOptions, config_member, fsync_if_file,
                                 write_archive, FIREWALL_MEMBER)
-from pct.backup.names import archive_name, normalise_compress
+from pct.backup.names import ArchiveName, archive_name, normalise_compress
 from pct.backup.target import BackupTarget
 from pct.backup.views import archive_members, backed_up_mounts, backup_settings, running_view, snapshot_view, uid_base
 from pct.backup.watchdog import Events, Watchdog
@@ -97,10 +97,12 @@ class BackupResult:
 class BackupLog:
     """The lines of one backup, written to the task log and to the ``.log`` beside the archive."""
 
-    def __init__(self, progress: Task, path: Path | None):
+    def __init__(self, progress: Task, path: Path | None, file: TextIO | None = None):
         self.progress = progress
         self.path = path
-        self._file = open(path, "w", encoding="utf-8") if path is not None else None
+        if file is None and path is not None:
+            file = open(path, "a", encoding="utf-8")
+        self._file = file
 
     def info(self, message: str) -> None:
         self._write("INFO", message)
@@ -127,13 +129,12 @@ def backup_container(paths: Paths, vmid: int, options: BackupOptions, target: Ba
     if not paths.conf(vmid).exists():
         # Nothing to back up, so no log file is left in the dump folder.
         raise ConfigError(f"Configuration file 'etc/pve/lxc/{vmid}.conf' does not exist", vmid)
-    started = time.time()
-    name = archive_name(vmid, started, options.compress)
     if target is not None:
         target.directory.mkdir(parents=True, exist_ok=True)
 
     with task(paths, "vzdump", vmid) as progress:
-        backup_log = BackupLog(progress, target.directory / name.log_name if target else None)
+        started, name, log_file = _claim_name(target, vmid, options.compress)
+        backup_log = BackupLog(progress, target.directory / name.log_name if target else None, log_file)
         # The watchdog starts before the lock is written and removes it only
         # after the ``locked`` event.
         watchdog = Watchdog()
@@ -166,6 +167,27 @@ def backup_container(paths: Paths, vmid: int, options: BackupOptions, target: Ba
         notes = expand_notes(options.notes_template, config, vmid)
         (target.directory / name.notes_name).write_text(notes + "\n", encoding="utf-8")
     return result
+
+
+def _claim_name(target: BackupTarget | None, vmid: int, compress: str) -> tuple[float, ArchiveName, TextIO | None]:
+    """Return the start time and archive name of a backup starting now, and its new log file.
+
+    The name has a resolution of one second. The log file is created
+    exclusively, so a second backup of the same container within that second
+    waits for the next one instead of taking over the first one's log and
+    archive.
+    """
+    while True:
+        started = time.time()
+        name = archive_name(vmid, started, compress)
+        if target is None:
+            return started, name, None
+        if not (target.directory / name.name).exists():
+            try:
+                return started, name, open(target.directory / name.log_name, "x", encoding="utf-8")
+            except FileExistsError:
+                pass
+        time.sleep(1.0 - started % 1.0 + 0.01)
 
 
 def expand_notes(template: str, config: ContainerConfig, vmid: int) -> str:
