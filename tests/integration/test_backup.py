@@ -6,6 +6,8 @@ import subprocess
 import tarfile
 import time
 
+import pytest
+
 from backup_helpers import (ARCHIVE_PATTERN, archives, assert_one_line_error, dump_dir, members,
                             verbose_listing)
 from conftest import _mounts_below, pct_command
@@ -214,7 +216,8 @@ def test_storage_without_backup_content_rejected(host, busybox_template):
     assert "lock:" not in host.conf_text(vmid)
 
 
-def test_full_backup_storage(host, busybox_template):
+@pytest.mark.parametrize("mode", ["stop", "suspend"])
+def test_full_backup_storage(host, busybox_template, mode):
     vmid = make_container(host, busybox_template)
     host.pct("start", vmid)
     host.pct("exec", vmid, "--", "sh", "-c", "dd if=/dev/urandom of=/big bs=1M count=40 2>/dev/null")
@@ -229,7 +232,7 @@ def test_full_backup_storage(host, busybox_template):
         cfg.write_text("dir: local\n\tpath /var/lib/vz\n\tcontent vztmpl,backup,rootdir,images\n\n"
                        "dir: small\n\tpath /small\n\tcontent backup\n")
 
-        result = host.pct(vmid, "--storage", "small", "--mode", "stop", check=False, tool="vzdump")
+        result = host.pct(vmid, "--storage", "small", "--mode", mode, check=False, tool="vzdump")
 
         assert_one_line_error(result, "No space left on device")
         dump = small / "dump"

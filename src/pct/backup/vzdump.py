@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, TextIO
 
 from pct.backup.archive import (ArchiveError, ArchiveSource, StreamOptions, config_member, fsync_if_file,
-                                write_archive, FIREWALL_MEMBER)
+                                write_archive, FIREWALL_MEMBER, TAR_RECORD_SIZE)
 from pct.backup.names import ArchiveName, archive_name, normalise_compress
 from pct.backup.target import BackupTarget
 from pct.backup.views import archive_members, backed_up_mounts, backup_settings, running_view, snapshot_view, uid_base
 from pct.backup.watchdog import Events, Watchdog
 from pct.config.format import ContainerConfig, Section, format_config, load_config, write_config
 from pct.config.model import ContainerSettings, settings_from_config
-from pct.errors import ConfigError, LockError, ParameterError, PctError
+from pct.errors import CommandError, ConfigError, LockError, ParameterError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
 from pct.runtime.freeze import frozen, unfreeze
@@ -520,11 +520,27 @@ def _suspend_tree(paths: Paths, settings: ContainerSettings, workdir: Path, back
 
 def _sync(view: Path, copy: Path, settings: ContainerSettings, watchdog: Watchdog) -> None:
     """Copy the root and each backed-up mount point; rsync stays on one file system per call."""
-    run(_RSYNC + [f"{view}/", f"{copy}/"], process_group=watchdog.process_group)
-    for mount in backed_up_mounts(settings):
-        relative = mount.mountpoint.strip("/")
-        (copy / relative).mkdir(parents=True, exist_ok=True)
-        run(_RSYNC + [f"{view / relative}/", f"{copy / relative}/"], process_group=watchdog.process_group)
+    try:
+        run(_RSYNC + [f"{view}/", f"{copy}/"], process_group=watchdog.process_group)
+        for mount in backed_up_mounts(settings):
+            relative = mount.mountpoint.strip("/")
+            (copy / relative).mkdir(parents=True, exist_ok=True)
+            run(_RSYNC + [f"{view / relative}/", f"{copy / relative}/"], process_group=watchdog.process_group)
+    except (CommandError, OSError) as exc:
+        # rsync reports a full file system as a broken pipe between its processes.
+        if _space_left(copy) < TAR_RECORD_SIZE:
+            raise ArchiveError(f"copying the container's files to '{copy.parent}' failed: "
+                               "No space left on device (see --tmpdir)") from exc
+        raise
+
+
+def _space_left(path: Path) -> int:
+    """Return the bytes that users may still write on the file system of *path*, or a large number if unknown."""
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return 1 << 62
+    return info.f_bavail * info.f_frsize
 
 
 # -- snapshot ------------------------------------------------------------------------
