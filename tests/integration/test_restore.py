@@ -4,6 +4,7 @@ import os
 import subprocess
 
 from backup_helpers import archives, assert_one_line_error
+from conftest import pct_command
 
 STAT_SCRIPT = ("cd / && find . -xdev \\( -path ./proc -o -path ./sys -o -path ./dev -o -path ./run "
                "-o -name lost+found \\) -prune -o -print | sort | while read f; do "
@@ -100,6 +101,28 @@ def test_archive_named_relative_to_working_directory(host, busybox_template):
     assert "hostname: relative" in config
     assert "hostname: relative" in host.conf_text(target)
     assert_one_line_error(missing, "backup archive 'missing.tar.zst' does not exist")
+
+
+def test_restore_from_standard_input(host, busybox_template):
+    source = host.new_vmid()
+    host.pct("create", source, str(busybox_template), "--hostname", "piped")
+    stream = host.root / "stream.tar.zst"
+    with open(stream, "wb") as output:
+        subprocess.run([pct_command("vzdump"), str(source), "--stdout", "--compress", "zstd"], env=host.env,
+                       stdout=output, check=True)
+    target, empty = host.new_vmid(), host.new_vmid()
+
+    with open(stream, "rb") as archive:
+        subprocess.run([pct_command("pct"), "restore", str(target), "-"], env=host.env, stdin=archive,
+                       capture_output=True, check=True)
+    with open(os.devnull, "rb") as nothing:
+        refused = subprocess.run([pct_command("pct"), "restore", str(empty), "-"], env=host.env, stdin=nothing,
+                                 capture_output=True, text=True)
+
+    assert "hostname: piped" in host.conf_text(target)
+    assert_one_line_error(refused, "'stdin' is not a tar archive")
+    assert not host.conf_path(empty).exists()
+    assert list((host.root / "var/tmp").iterdir()) == []
 
 
 def test_existing_id_needs_force_and_stopped(host, busybox_template):

@@ -316,7 +316,7 @@ def decompress_flag(archive: Path) -> list[str]:
     try:
         flag = detect_compression(archive)
     except PctError:
-        raise ArchiveError(f"'{archive}' is not a tar archive (compressed with gzip, zstd or lzo, or plain)") from None
+        raise ArchiveError(f"'{archive.name}' is not a tar archive (compressed with gzip, zstd or lzo, or plain)") from None
     return [flag] if flag else []
 
 

@@ -14,14 +14,18 @@ config back unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
+import shutil
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from pct.backup.archive import extract_archive, read_config
+from pct.backup.archive import ArchiveError, extract_archive, read_config
 from pct.backup.target import resolve_archive
 from pct.config.format import ContainerConfig, Section, load_config, parse_config, write_config
 from pct.config.model import parse_mount, settings_from_config
@@ -65,10 +69,43 @@ class RestoreRequest:
 
 
 def restore_container(paths: Paths, request: RestoreRequest) -> None:
-    """Create container *request.vmid* from a backup archive; on failure leave everything as it was."""
+    """Create container *request.vmid* from a backup archive; on failure leave everything as it was.
+
+    The archive ``-`` is read from standard input, as ``vzdump --stdout``
+    writes it.
+    """
+    check_vmid(request.vmid)
+    if request.archive == "-":
+        with _spooled_stdin(paths, request.vmid) as archive:
+            _restore_from(paths, request, archive)
+    else:
+        _restore_from(paths, request, resolve_archive(paths, request.archive))
+
+
+@contextlib.contextmanager
+def _spooled_stdin(paths: Paths, vmid: int) -> Iterator[Path]:
+    """Copy standard input to a temporary file below ``/var/tmp``, removed afterwards.
+
+    The archive is read twice, once for its config and once to unpack it.
+    """
+    if sys.stdin.isatty():
+        raise ArchiveError(f"CT {vmid}: the archive '-' is read from standard input, which is a terminal", vmid)
+    directory = paths.under_root("var/tmp")
+    directory.mkdir(parents=True, exist_ok=True)
+    # The file is named "stdin", which messages about the archive then show.
+    with tempfile.TemporaryDirectory(prefix=f"pct-restore-{vmid}-", dir=directory) as spool_dir:
+        spool = Path(spool_dir) / "stdin"
+        try:
+            with open(spool, "wb") as output:
+                shutil.copyfileobj(sys.stdin.buffer, output, 1 << 20)
+        except OSError as exc:
+            raise ArchiveError(f"CT {vmid}: reading the archive from standard input failed: "
+                               f"{exc.strerror or exc}", vmid) from exc
+        yield spool
+
+
+def _restore_from(paths: Paths, request: RestoreRequest, archive: Path) -> None:
     vmid = request.vmid
-    check_vmid(vmid)
-    archive = resolve_archive(paths, request.archive)
     stored = _stored_config(archive, vmid)
     section = restored_section(stored.main, request)
 
