@@ -20,7 +20,7 @@ from pct.errors import LockError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
 from pct.run import run
-from pct.runtime.mounts import is_mountpoint
+from pct.runtime.mounts import checked_write_back, is_mountpoint
 from pct.runtime.state import is_running
 from pct.storage import Storage, get_storage
 from pct.volumes import ConfigVolume, mount_volumes, replace_volume, storage_of, with_size
@@ -191,8 +191,7 @@ def copy_volume(paths: Paths, volume: ConfigVolume, source: Storage, target: Sto
                 size: int, unprivileged: bool, snapshot: str | None = None) -> str:
     """Allocate a volume of *size* bytes for *target_vmid* on *target* and copy *volume*'s files into it."""
     source.require("copy", volume.volname, target_vmid)
-    if "rootdir" not in target.capabilities:
-        raise PctError(f"storage '{target.storage_id}' cannot hold container volumes", target_vmid)
+    target.check_container_content(target_vmid)
 
     volname = target.alloc_volume(target_vmid, size, unprivileged)
     try:
@@ -213,8 +212,9 @@ def copy_volume_tree(work: Path, source: Storage, source_volname: str, snapshot:
     try:
         source.mount_volume(source_volname, source_dir, read_only=True, snapshot=snapshot)
         target.mount_volume(target_volname, target_dir)
-        # On one btrfs file system --reflink=auto shares extents, which keeps the copy independent.
-        run(["cp", "-a", "--reflink=auto", f"{source_dir}/.", f"{target_dir}/"])
+        with checked_write_back(target.paths, vmid, target_dir, [target.storage_id]):
+            # On one btrfs file system --reflink=auto shares extents, which keeps the copy independent.
+            run(["cp", "-a", "--reflink=auto", f"{source_dir}/.", f"{target_dir}/"])
     finally:
         _unmount_quietly(target_dir, vmid)
         _unmount_quietly(source_dir, vmid)

@@ -29,10 +29,11 @@ from pct.runtime.fsoptions import check_quota_setting
 from pct.runtime.idmap import check_subid_ranges
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
 from pct.runtime.mountpoints import check_new_bind_mounts, mount_all
-from pct.runtime.mounts import mount_rootfs, unmount_all
+from pct.runtime.mounts import checked_write_back, mount_rootfs, unmount_all
 from pct.runtime.state import is_running
 from pct.storage import get_storage, local_file, parse_volume_id
 from pct.undo import roll_back
+from pct.volumes import mount_volumes
 from pct.tasks import Task, task
 
 log = logging.getLogger(__name__)
@@ -152,15 +153,17 @@ def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, tem
         check_subid_ranges(*id_map, vmid)
     # The host keys are generated while the template unpacks.
     host_keys = start_host_key_generation(f"root@{settings.hostname}", vmid)
-    try:
-        progress.log(f"extracting archive '{template}'")
-        extract_template(template, rootfs, id_map, vmid)
-        progress.log("setting up the guest")
-    except BaseException:
-        _discard_keys(host_keys)
-        raise
-    ostype = prepare_guest(settings, rootfs, phase="create", password=request.password,
-                           ssh_public_keys=request.ssh_public_keys, host_keys=host_keys)
+    storage_ids = [volume.storage_id for volume in mount_volumes(config.main)]
+    with checked_write_back(paths, vmid, rootfs, storage_ids):
+        try:
+            progress.log(f"extracting archive '{template}'")
+            extract_template(template, rootfs, id_map, vmid)
+            progress.log("setting up the guest")
+        except BaseException:
+            _discard_keys(host_keys)
+            raise
+        ostype = prepare_guest(settings, rootfs, phase="create", password=request.password,
+                               ssh_public_keys=request.ssh_public_keys, host_keys=host_keys)
     if not config.main.get("ostype"):
         config.main.set("ostype", ostype)
     if not config.main.get("arch"):
@@ -196,6 +199,7 @@ def allocate_if_requested(paths: Paths, vmid: int, key: str, value: str, unprivi
     storage_id, size_gib = match.group(1), float(match.group(2))
     size = int(size_gib * GIB)
     storage = get_storage(paths, storage_id)
+    storage.check_container_content(vmid)
     volname = storage.alloc_volume(vmid, size, unprivileged)
     undo.append(lambda: storage.free_volume(volname))
     parts = value.split(",")

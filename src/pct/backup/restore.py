@@ -36,11 +36,11 @@ from pct.locks import config_lock
 from pct.paths import Paths
 from pct.runtime.lxcconf import UNPRIVILEGED_ID_MAP
 from pct.runtime.mountpoints import mount_all, mount_kind
-from pct.runtime.mounts import mount_rootfs, unmount_all
+from pct.runtime.mounts import checked_write_back, mount_rootfs, unmount_all
 from pct.runtime.state import is_running
 from pct.storage import get_storage, parse_volume_id
 from pct.tasks import Task, task
-from pct.volumes import volume_of
+from pct.volumes import mount_volumes, volume_of
 
 log = logging.getLogger(__name__)
 
@@ -258,9 +258,11 @@ def _populate(paths: Paths, request: RestoreRequest, config: ContainerConfig, ar
 
     progress.log(f"extracting archive '{archive}'")
     id_map = UNPRIVILEGED_ID_MAP if unprivileged else None
-    for warning in extract_archive(archive, rootfs, id_map, vmid, request.ignore_unpack_errors):
-        progress.log(f"WARN: {warning}")
-        log.warning("CT %s: skipped while unpacking: %s", vmid, warning)
+    storage_ids = [volume.storage_id for volume in mount_volumes(config.main)]
+    with checked_write_back(paths, vmid, rootfs, storage_ids):
+        for warning in extract_archive(archive, rootfs, id_map, vmid, request.ignore_unpack_errors):
+            progress.log(f"WARN: {warning}")
+            log.warning("CT %s: skipped while unpacking: %s", vmid, warning)
     unmount_all(paths, vmid)
 
 

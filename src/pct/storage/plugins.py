@@ -110,6 +110,21 @@ class Storage:
                 f"{FEATURE_NAMES[feature]} is not available for volume '{self.storage_id}:{volname}' "
                 f"on storage '{self.storage_id}' (type {self.definition.type})", vmid)
 
+    def check_container_content(self, vmid: int | None = None) -> None:
+        """Raise StorageError unless this storage may hold container volumes.
+
+        The type must be able to store them, and the ``content`` line of
+        storage.cfg must include ``rootdir``. A stanza without a ``content``
+        line is accepted, so that storage.cfg files written without one keep working.
+        """
+        if "rootdir" not in self.capabilities:
+            raise StorageError(f"storage '{self.storage_id}' (type {self.definition.type}) cannot hold "
+                               "container volumes", vmid)
+        if "content" in self.definition.properties and "rootdir" not in self.definition.content:
+            content = ",".join(sorted(self.definition.content)) or "none"
+            raise StorageError(f"storage '{self.storage_id}' does not allow container volumes (content: {content}); "
+                               "add 'rootdir' to its content in storage.cfg or use another storage", vmid)
+
     def owner_of(self, volname: str) -> int | None:
         """Return the id of the container that owns volume *volname*, or None for shared content."""
         owner = volname.split("/", 1)[0]
