@@ -2,6 +2,8 @@
 
 import os
 import subprocess
+import threading
+import time
 
 from conftest import _mounts_below, _test_loop_devices
 
@@ -193,3 +195,41 @@ def test_bind_mount_removal_leaves_no_unused(host, busybox_template):
     host.pct("set", vmid, "--delete", "mp0")
     assert "unused" not in host.conf_text(vmid)
     assert shared.is_dir()
+
+
+
+def test_mount_waits_for_detaching_loop_device(host):
+    # A loop device that a process still holds after the unmount stays
+    # attached, as one that the kernel is still detaching does.
+    from pct.paths import Paths
+    from pct.storage import get_storage
+    from pct.storage.dir import detaching_loop_devices
+
+    storage = get_storage(Paths(host.root), "local")
+    volname = storage.alloc_volume(host.new_vmid(), 64 << 20, unprivileged=False)
+    image = storage.volume_path(volname)
+    target = host.root / "mnt"
+    target.mkdir()
+    try:
+        storage.mount_volume(volname, target)
+        device = _source_of(target)
+        holder = os.open(device, os.O_RDONLY)
+        subprocess.run(["umount", str(target)], check=True)
+        assert detaching_loop_devices(image) == [device]
+
+        threading.Timer(0.5, os.close, [holder]).start()
+        started = time.monotonic()
+        storage.mount_volume(volname, target, read_only=True)
+        waited = time.monotonic() - started
+
+        assert waited >= 0.4
+        assert detaching_loop_devices(image) == []
+        assert _source_of(target) != ""
+    finally:
+        subprocess.run(["umount", str(target)], capture_output=True)
+        storage.free_volume(volname)
+
+
+def _source_of(mount_point) -> str:
+    result = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(mount_point)], capture_output=True, text=True)
+    return result.stdout.strip()

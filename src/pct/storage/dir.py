@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +14,46 @@ from pct.errors import StorageError
 from pct.run import run
 from pct.storage.image import grow_ext4_image, make_ext4_image
 from pct.storage.plugins import Storage, StorageStatus, VolumeInfo, statvfs_status
+
+# How long a mount waits for a loop device that is detaching from the image.
+LOOP_RELEASE_TIMEOUT = 5.0
+
+
+def wait_for_loop_release(image: Path, timeout: float = LOOP_RELEASE_TIMEOUT) -> None:
+    """Wait until no unmounted loop device is detaching from *image*, for at most *timeout* seconds.
+
+    The kernel detaches an autoclear loop device in the background after its
+    last unmount. mount(8) reuses a loop device that still holds the image,
+    and a read-only mount on the device of a read-write one then fails with
+    "Can't mount, would change RO state", as a backup right after
+    ``pct create`` did.
+    """
+    deadline = time.monotonic() + timeout
+    while detaching_loop_devices(image) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def detaching_loop_devices(image: Path) -> list[str]:
+    """Return the autoclear loop devices that hold *image* and are not mounted in this mount namespace."""
+    real = os.path.realpath(image)
+    found = []
+    for backing in glob.glob("/sys/block/loop*/loop/backing_file"):
+        device_dir = os.path.dirname(os.path.dirname(backing))
+        try:
+            with open(backing) as text:
+                if text.read().strip() != real:
+                    continue
+            with open(os.path.join(device_dir, "loop", "autoclear")) as text:
+                if text.read().strip() != "1":
+                    continue
+        except OSError:
+            continue  # detached meanwhile
+        found.append("/dev/" + os.path.basename(device_dir))
+    if not found:
+        return []
+    with open("/proc/self/mountinfo") as mountinfo:
+        sources = {line.split(" - ", 1)[1].split()[1] for line in mountinfo if " - " in line}
+    return [device for device in found if device not in sources]
 
 UNPRIVILEGED_ROOT_ID = 100000
 
@@ -220,6 +262,7 @@ class DirStorage(Storage):
             if read_only or options:
                 run(["mount", "-o", ",".join(["remount", "bind"] + flags), str(target)], pass_fds=pass_fds)
         else:
+            wait_for_loop_release(path)
             run(["mount", "-t", "ext4", "-o", ",".join(["loop"] + flags), str(path), str(target)],
                 pass_fds=pass_fds)
 
