@@ -125,6 +125,15 @@ def _initial_section(request: CreateRequest) -> Section:
     return section
 
 
+def remove_empty_lxc_dir(paths: Paths, vmid: int) -> None:
+    """Remove the LXC directory of a failed create or restore, with its empty mount point."""
+    for directory in (paths.lxc_dir(vmid) / "rootfs", paths.lxc_dir(vmid)):
+        try:
+            directory.rmdir()
+        except FileNotFoundError:
+            pass
+
+
 def with_hwaddr(key: str, value: str) -> str:
     """Add a generated MAC address to a ``net[n]`` value that has none."""
     if parse_net(value, int(key[3:])).hwaddr:
@@ -144,6 +153,8 @@ def _populate(paths: Paths, request: CreateRequest, config: ContainerConfig, tem
     write_config(paths, vmid, config)
 
     settings = settings_from_config(config, vmid)
+    if not paths.lxc_dir(vmid).exists():
+        undo.append(lambda: remove_empty_lxc_dir(paths, vmid))
     rootfs = mount_rootfs(paths, settings)
     undo.append(lambda: unmount_all(paths, vmid))
     mount_all(paths, settings, rootfs, UNPRIVILEGED_ID_MAP[0] if unprivileged else 0, volumes_only=True)

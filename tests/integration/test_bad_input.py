@@ -70,9 +70,26 @@ def test_corrupt_template_leaves_nothing(host, tmp_path):
     result = host.pct("create", vmid, str(corrupt), check=False)
     assert_one_line_error(result, "unable to extract template 'corrupt.tar.gz': the gzip stream is damaged: ")
     assert not host.conf_path(vmid).exists()
+    assert not (host.root / "var/lib/lxc" / str(vmid)).exists()
     assert host.images() == []
     assert _mounts_below(host.root) == []
     assert _test_loop_devices() == []
+
+
+def test_dotdot_template_member_named(host, tmp_path):
+    vmid = host.new_vmid()
+    archive = tmp_path / "dotdot.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("../escaped")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"ok\n"))
+
+    result = host.pct("create", vmid, str(archive), check=False)
+
+    assert_one_line_error(result, "unable to extract template 'dotdot.tar': ../escaped: Member name contains '..'")
+    assert not (tmp_path.parent / "escaped").exists()
+    assert not host.conf_path(vmid).exists()
+    assert not (host.root / "var/lib/lxc" / str(vmid)).exists()
 
 
 def test_escaping_template_leaves_nothing(host, tmp_path):

@@ -96,8 +96,9 @@ def extract_template(archive: Path, rootfs: Path, id_map: tuple[int, int] | None
 
 
 def _first_error(stderr: str) -> str:
+    """Return tar's first error line, passing over its warnings about names it shortened."""
     for line in stderr.splitlines():
-        line = line.strip()
-        if line and "Exiting with failure" not in line:
+        line = line.strip().removeprefix("tar: ")
+        if line and "Exiting with failure" not in line and not line.startswith("Removing leading"):
             return line
     return "tar failed"

@@ -30,7 +30,7 @@ from pct.backup.target import resolve_archive
 from pct.config.format import ContainerConfig, Section, load_config, parse_config, write_config
 from pct.config.model import parse_mount, settings_from_config
 from pct.config.schema import lookup_option, validate_option
-from pct.container import GIB, allocate_if_requested, check_vmid, with_hwaddr
+from pct.container import GIB, allocate_if_requested, check_vmid, remove_empty_lxc_dir, with_hwaddr
 from pct.errors import ConfigError, LockError, ParameterError, PctError
 from pct.locks import config_lock
 from pct.paths import Paths
@@ -248,7 +248,7 @@ def _populate(paths: Paths, request: RestoreRequest, config: ContainerConfig, ar
 
     settings = settings_from_config(config, vmid)
     if not paths.lxc_dir(vmid).exists():
-        undo.append(lambda: _remove_empty_lxc_dir(paths, vmid))
+        undo.append(lambda: remove_empty_lxc_dir(paths, vmid))
     rootfs = mount_rootfs(paths, settings)
     undo.append(lambda: unmount_all(paths, vmid))
     uid_base = UNPRIVILEGED_ID_MAP[0] if unprivileged else 0
@@ -264,15 +264,6 @@ def _populate(paths: Paths, request: RestoreRequest, config: ContainerConfig, ar
             progress.log(f"WARN: {warning}")
             log.warning("CT %s: skipped while unpacking: %s", vmid, warning)
     unmount_all(paths, vmid)
-
-
-def _remove_empty_lxc_dir(paths: Paths, vmid: int) -> None:
-    """Remove the LXC directory that a failed restore made, with its empty mount point."""
-    for directory in (paths.lxc_dir(vmid) / "rootfs", paths.lxc_dir(vmid)):
-        try:
-            directory.rmdir()
-        except FileNotFoundError:
-            pass
 
 
 def _roll_back(undo: list[Callable[[], None]], vmid: int) -> None:
