@@ -164,8 +164,12 @@ def run_fed_from_file(argv: Sequence[str], source: str, *, cwd=None,
         errors = _StderrReader(process)
         _feed(source, process.stdin)
         _raise_if_failed(argv, process.wait(), errors.text())
-        return
-    decompress = [str(a) for a in decompress]
+    else:
+        _run_decompressed(argv, source, cwd, [str(a) for a in decompress])
+
+
+def _run_decompressed(argv: list[str], source: str, cwd, decompress: list[str]) -> None:
+    """Run ``decompress < source | argv``, and read the rest of the decompressed stream once *argv* exits."""
     _debug("run: %s < %s | %s", shlex.join(decompress), source, shlex.join(argv))
     stages = []
     try:

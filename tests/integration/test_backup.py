@@ -176,11 +176,11 @@ def test_second_backup_gets_own_log(host, busybox_template):
         assert first.poll() is None, first.stderr.read()
         time.sleep(0.02)
 
-    refused = host.pct(vmid, "--mode", "stop", check=False, tool="vzdump")
+    rejected = host.pct(vmid, "--mode", "stop", check=False, tool="vzdump")
     assert first.wait(timeout=120) == 0
     again = host.pct(vmid, "--mode", "stop", tool="vzdump")
 
-    assert_one_line_error(refused, f"CT {vmid} is locked (backup)")
+    assert_one_line_error(rejected, f"CT {vmid} is locked (backup)")
     logs = sorted(path for path in dump_dir(host).iterdir() if path.suffix == ".log")
     assert len(logs) == 3
     texts = [path.read_text() for path in logs]

@@ -199,7 +199,7 @@ def test_bind_mount_removal_leaves_no_unused(host, busybox_template):
 
 
 def test_mount_waits_for_detaching_loop_device(host):
-    # A loop device that a process still holds after the unmount stays
+    # A loop device that a process keeps open after the unmount stays
     # attached, as one that the kernel is still detaching does.
     from pct.paths import Paths
     from pct.storage import get_storage

@@ -116,11 +116,11 @@ def test_restore_from_standard_input(host, busybox_template):
         subprocess.run([pct_command("pct"), "restore", str(target), "-"], env=host.env, stdin=archive,
                        capture_output=True, check=True)
     with open(os.devnull, "rb") as nothing:
-        refused = subprocess.run([pct_command("pct"), "restore", str(empty), "-"], env=host.env, stdin=nothing,
+        rejected = subprocess.run([pct_command("pct"), "restore", str(empty), "-"], env=host.env, stdin=nothing,
                                  capture_output=True, text=True)
 
     assert "hostname: piped" in host.conf_text(target)
-    assert_one_line_error(refused, "'stdin' is not a tar archive")
+    assert_one_line_error(rejected, "'stdin' is not a tar archive")
     assert not host.conf_path(empty).exists()
     assert list((host.root / "var/tmp").iterdir()) == []
 

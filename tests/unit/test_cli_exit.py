@@ -1,5 +1,6 @@
 """A tool run as the whole process ends with its status and all of its output."""
 
+import os
 import subprocess
 import sys
 
@@ -17,7 +18,9 @@ exit_process(3)
 
 
 def test_exit_process_flushes_output():
-    result = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True)
+    # Without PYTHONUNBUFFERED the output stays in Python's buffers until flushed.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    result = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, env=env)
 
     assert result.returncode == 3
     assert result.stdout == "to stdout"

@@ -343,7 +343,8 @@ def extract_archive(archive: Path, rootfs: Path, id_map: tuple[int, int] | None,
     owners and cannot create device nodes. With *ignore_errors* the errors of
     single members are returned as warnings instead of raised.
     """
-    decompress = decompressor(next(iter(decompress_flag(archive)), None))
+    flags = decompress_flag(archive)
+    decompress = decompressor(flags[0] if flags else None)
     argv = ["tar", "-x", "-f", "-", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls",
             "--same-permissions", "--sparse", "--anchored", f"--exclude={CONFIG_MEMBER}",
             f"--exclude={FIREWALL_MEMBER}", "-C", "."]

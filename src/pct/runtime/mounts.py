@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import time
@@ -172,6 +171,9 @@ def _open_mount_points(path: Path) -> list[tuple[str, int]]:
 
 def _flush(descriptors: list[tuple[str, int]]) -> OSError | None:
     """Call syncfs() on every descriptor and return the first failure, or None when all succeed."""
+    # Imported here because ctypes costs about 2.5 ms, and a backup never flushes.
+    import ctypes
+
     syncfs = ctypes.CDLL(None, use_errno=True).syncfs
     failure = None
     for mount_point, descriptor in descriptors:

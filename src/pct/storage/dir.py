@@ -23,8 +23,8 @@ def wait_for_loop_release(image: Path, timeout: float = LOOP_RELEASE_TIMEOUT) ->
     """Wait until no unmounted loop device is detaching from *image*, for at most *timeout* seconds.
 
     The kernel detaches an autoclear loop device in the background after its
-    last unmount. mount(8) reuses a loop device that still holds the image,
-    and a read-only mount on the device of a read-write one then fails with
+    last unmount. mount(8) reuses a loop device that is still attached to the
+    image, and a read-only mount on the device of a read-write one then fails with
     "Can't mount, would change RO state", as a backup right after
     ``pct create`` did.
     """
@@ -34,7 +34,7 @@ def wait_for_loop_release(image: Path, timeout: float = LOOP_RELEASE_TIMEOUT) ->
 
 
 def detaching_loop_devices(image: Path) -> list[str]:
-    """Return the autoclear loop devices that hold *image* and are not mounted in this mount namespace."""
+    """Return the autoclear loop devices attached to *image* that are not mounted in this mount namespace."""
     real = os.path.realpath(image)
     found = []
     for backing in glob.glob("/sys/block/loop*/loop/backing_file"):

@@ -111,7 +111,7 @@ class Storage:
                 f"on storage '{self.storage_id}' (type {self.definition.type})", vmid)
 
     def check_container_content(self, vmid: int | None = None) -> None:
-        """Raise StorageError unless this storage may hold container volumes.
+        """Raise StorageError unless this storage may contain container volumes.
 
         The type must be able to store them, and the ``content`` line of
         storage.cfg must include ``rootdir``. A stanza without a ``content``
